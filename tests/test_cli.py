@@ -1,0 +1,29 @@
+import subprocess
+import sys
+
+from vidiff import __version__
+from vidiff.cli import main
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"vidiff {__version__}"
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fit", "validate", "test", "predict", "demo"):
+        assert name in out
+    assert "unavailable" not in out
+
+
+def test_unknown_command_names_choices(capsys):
+    assert main(["definitely-not-a-command"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command" in err and "fit" in err
+
+
+def test_console_module_runs():
+    out = subprocess.run([sys.executable, "-m", "vidiff", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"vidiff {__version__}"
