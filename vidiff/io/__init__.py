@@ -1,0 +1,27 @@
+"""Video I/O: reading (decord), atomic and verified writing (mp4, gif, png strip, grids), the gallery page."""
+
+from vidiff.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from vidiff.io.frames import pad_to_even, to_float, to_uint8
+from vidiff.io.gallery import GalleryItem, render_gallery, write_gallery
+from vidiff.io.images import make_grid, save_image, save_image_grid, write_gif, write_png_strip
+from vidiff.io.video import count_frames, read_video, write_video
+
+__all__ = [
+    "GalleryItem",
+    "atomic_path",
+    "count_frames",
+    "make_grid",
+    "pad_to_even",
+    "read_video",
+    "render_gallery",
+    "save_image",
+    "save_image_grid",
+    "to_float",
+    "to_uint8",
+    "write_gallery",
+    "write_gif",
+    "write_json_atomic",
+    "write_png_strip",
+    "write_text_atomic",
+    "write_video",
+]

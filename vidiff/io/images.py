@@ -1,0 +1,121 @@
+"""Still images of videos: grids, png strips and gifs (Pillow), all written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vidiff.io.atomic import atomic_path
+from vidiff.io.frames import ArrayLike, to_uint8
+
+
+def make_grid(images: ArrayLike, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Lay images out in a grid, row by row.
+
+    Args:
+        images: float ``(n, c, h, w)`` in [-1, 1] or uint8 ``(n, h, w, c)``.
+        nrow: images per row.
+        padding: pixels between (and around) images.
+        pad_value: grey level of the padding.
+
+    Returns:
+        uint8 ``(H, W, 3)`` with ``H = rows * (h + padding) + padding``, ``W = ncol * (w + padding) + padding``.
+    """
+    frames = to_uint8(images)
+    if nrow < 1:
+        raise ValueError(f"nrow: expected >= 1, got {nrow}")
+    if padding < 0:
+        raise ValueError(f"padding: expected >= 0, got {padding}")
+    n, h, w, c = frames.shape
+    ncol = min(nrow, n)
+    rows = -(-n // ncol)
+    grid = np.full((rows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, np.uint8)
+    for i, frame in enumerate(frames):
+        r, col = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = frame
+    return grid
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Save a uint8 ``(H, W, 3)`` image atomically (format from the suffix, e.g. .png)."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"path: unknown image suffix {path.suffix!r} in {str(path)!r}; use e.g. .png or .jpg")
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt)
+    return path
+
+
+def save_image_grid(
+    path: str | os.PathLike, images: ArrayLike, nrow: int = 8, padding: int = 2, pad_value: int = 255
+) -> Path:
+    """Save :func:`make_grid` of ``images`` (float ``(n, c, h, w)`` or uint8 ``(n, h, w, c)``) to ``path``."""
+    return save_image(path, make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value))
+
+
+def strip_indices(num_frames: int, every: int = 1, max_frames: int | None = None) -> list[int]:
+    """Frame indices a png strip shows: every ``every``-th frame, thinned evenly to at most ``max_frames``."""
+    if every < 1:
+        raise ValueError(f"every: expected >= 1, got {every}")
+    idx = list(range(0, num_frames, every))
+    if max_frames is not None and len(idx) > max_frames:
+        if max_frames < 1:
+            raise ValueError(f"max_frames: expected >= 1, got {max_frames}")
+        picks = np.linspace(0, len(idx) - 1, max_frames).round().astype(int)
+        idx = [idx[i] for i in picks]
+    return idx
+
+
+def write_png_strip(
+    path: str | os.PathLike,
+    video: ArrayLike,
+    every: int = 1,
+    max_frames: int | None = 32,
+    nrow: int | None = None,
+    padding: int = 1,
+) -> Path:
+    """Save frames of a video side by side (one row, or rows of ``nrow``) as a png.
+
+    Args:
+        path: output image.
+        video: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``.
+        every: keep every ``every``-th frame.
+        max_frames: at most this many frames (evenly spread); None keeps all.
+        nrow: frames per row; None puts all in one row.
+        padding: pixels between frames.
+    """
+    frames = to_uint8(video)
+    idx = strip_indices(len(frames), every, max_frames)
+    return save_image_grid(path, frames[idx], nrow=nrow or len(idx), padding=padding)
+
+
+def write_gif(path: str | os.PathLike, video: ArrayLike, fps: float = 8.0, loop: int = 0) -> Path:
+    """Write an animated gif atomically and check that it opens.
+
+    Args:
+        path: output file (``.gif``).
+        video: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``.
+        fps: frames per second (> 0); gif stores delays in 10 ms units, so it is rounded.
+        loop: 0 loops forever.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    frames = to_uint8(video)
+    if len(frames) == 0:
+        raise ValueError("video: has no frames")
+    images = [Image.fromarray(f) for f in frames]
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=loop
+        )
+        if tmp.stat().st_size == 0:
+            raise RuntimeError(f"writing {path}: produced an empty file")
+        with Image.open(tmp) as check:
+            check.verify()
+    return path
