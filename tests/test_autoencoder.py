@@ -120,3 +120,72 @@ def test_save_load_safetensors_round_trip(tiny, tmp_path):
         torch.testing.assert_close(loaded.encode_video(x), tiny.eval().encode_video(x))
     with pytest.raises(FileNotFoundError, match="path"):
         load_autoencoder(tmp_path / "missing.safetensors")
+
+
+# --- the Lightning module ---------------------------------------------------------------------------------
+
+
+def _video_batch(b=2, t=3, size=8, generator=None):
+    """Blocky frames (a bright square on black) in vidiff's sample layout, last frame of sample 1 invalid."""
+    video = -torch.ones(b, t, 3, size, size)
+    for i in range(b):
+        for j in range(t):
+            y, x = (torch.randint(0, size - 3, (2,), generator=generator)).tolist()
+            video[i, j, i % 3, y : y + 3, x : x + 3] = 1.0
+    valid = torch.ones(b, t, dtype=torch.bool)
+    if b > 1:
+        valid[1, -1] = False
+    return {"video": video, "frame_idx": torch.arange(t).expand(b, t), "observed": ~valid, "valid": valid,
+            "caption": ["a red square"] * b}
+
+
+def test_frames_of_and_psnr_closed_form():
+    from vidiff.lit.autoencoder import frames_of, psnr
+
+    batch = _video_batch()
+    frames = frames_of(batch)
+    assert frames.shape == (5, 3, 8, 8)
+    assert torch.equal(frames[3], batch["video"][1, 0])
+    x = torch.zeros(2, 3, 4, 4)
+    torch.testing.assert_close(psnr(x, x + 0.1), torch.tensor(10 * math.log10(4 / 0.01)))
+    with pytest.raises(ValueError, match="video"):
+        frames_of({"frames": x})
+
+
+def test_module_learns_and_checkpoint_loads(tmp_path):
+    import pytorch_lightning as pl
+
+    from vidiff.lit.autoencoder import AutoencoderModule
+
+    module = AutoencoderModule(AutoencoderKL(**TINY), kl_weight=1e-4, lr=3e-3)
+    batch = _video_batch(generator=torch.Generator().manual_seed(1))
+    opt = module.configure_optimizers()
+    first = module.losses(frames_of_batch := batch["video"].flatten(0, 1), sample=False)["rec"].item()
+    for _ in range(25):
+        opt.zero_grad()
+        module.losses(frames_of_batch, sample=True)["loss"].backward()
+        opt.step()
+    assert module.losses(frames_of_batch, sample=False)["rec"].item() < 0.6 * first
+
+    class Frames(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            item = _video_batch(b=1, generator=torch.Generator().manual_seed(i))
+            return {k: (v[0] if torch.is_tensor(v) else v[0]) for k, v in item.items()}
+
+    loader = torch.utils.data.DataLoader(Frames(), batch_size=2)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, loader, loader)
+    assert int(module.latent_count) == 2 and "val/psnr" in trainer.callback_metrics
+    ckpt = tmp_path / "ae.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded = load_autoencoder(ckpt)
+    factor = module.estimated_scaling_factor()
+    assert loaded.scaling_factor == pytest.approx(factor) and factor > 0
+    for key, value in module.autoencoder.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="reconstruction"):
+        AutoencoderModule(reconstruction="lpips")
