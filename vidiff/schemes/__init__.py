@@ -1,0 +1,29 @@
+"""Long-video sampling schemes: plans of which frames to generate from which, stage by stage.
+
+A model that sees at most ``K`` frames at once makes a ``T``-frame video in stages; a scheme decides, for each
+stage, the ``observed`` frames (given or already generated) and the ``latent`` frames to generate. Plans are
+pure data (FDM's insight): they are checked, drawn and batched without a model. See docs/schemes.md.
+
+    >>> from vidiff.schemes import plan, batches
+    >>> stages = plan("hierarchy-2", length=300, max_frames=20, step_size=10, given=range(36))
+    >>> stages[0].latent[:3], len(stages), len(batches(stages))
+    ([36, 65, 94], 27, 27)
+"""
+
+from .adaptive import choose_observed, frame_embedding, resolve_stage
+from .registry import ALIASES, SCHEMES, check_arguments, plan, scheme_names
+from .stage import Stage, batches, check_plan
+
+__all__ = [
+    "ALIASES",
+    "SCHEMES",
+    "Stage",
+    "batches",
+    "check_arguments",
+    "check_plan",
+    "choose_observed",
+    "frame_embedding",
+    "plan",
+    "resolve_stage",
+    "scheme_names",
+]
