@@ -1,0 +1,127 @@
+"""An on-disk index of decoded frame counts for a folder of videos.
+
+Each entry is keyed by the file's path relative to the root, its size and its modification time (ns); an
+entry whose file changed is recounted, entries of deleted files are dropped. Files that fail to decode are
+recorded with their error, so a corrupt file is not re-decoded on every start (it is retried once it
+changes). The index is JSON, written atomically (temp file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .decode import DecodeError, count_frames
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = ".vidiff_index.json"
+INDEX_VERSION = 1  # bump when the way frames are counted changes
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One file of the folder.
+
+    Attributes:
+        path: path relative to the root (POSIX separators).
+        size: file size in bytes.
+        mtime_ns: modification time in nanoseconds.
+        frames: decoded frame count (0 when the file did not decode).
+        error: why the file did not decode, or None.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    frames: int
+    error: str | None = None
+
+
+def scan(root: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Video files under ``root`` (recursive, case-insensitive extensions, hidden files skipped), sorted."""
+    exts = {"." + e.lower().lstrip(".") for e in extensions}
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in exts and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def default_cache_path(root: Path) -> Path:
+    """``<root>/.vidiff_index.json`` when the root is writable, else a file under ``~/.cache/vidiff``."""
+    if os.access(root, os.W_OK):
+        return root / INDEX_NAME
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vidiff"
+    return base / f"index-{digest}.json"
+
+
+def _load(path: Path) -> dict[str, IndexEntry]:
+    try:
+        data = json.loads(path.read_text())
+        if data.get("version") != INDEX_VERSION:
+            return {}
+        return {e["path"]: IndexEntry(**e) for e in data["entries"]}
+    except FileNotFoundError:
+        return {}
+    except Exception as err:  # a damaged cache is rebuilt, never fatal
+        log.warning("ignoring unreadable video index %s (%s); rebuilding it", path, err)
+        return {}
+
+
+def _save(path: Path, root: Path, entries: list[IndexEntry]) -> None:
+    data = {"version": INDEX_VERSION, "root": str(root.resolve()), "entries": [asdict(e) for e in entries]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("could not write the video index %s (%s); it will be rebuilt next time", path, err)
+
+
+def build_index(
+    root: Path,
+    extensions: tuple[str, ...],
+    cache_path: Path | None = None,
+    backend: str = "auto",
+) -> list[IndexEntry]:
+    """Index every video under ``root``, reusing cached counts of unchanged files.
+
+    Args:
+        root: the folder.
+        extensions: file extensions to include (without dots).
+        cache_path: JSON cache to read and update; None: no cache.
+        backend: decoder backend (see :mod:`vidiff.data.decode`).
+
+    Returns:
+        One entry per video file, sorted by relative path (including files that failed to decode).
+    """
+    cached = _load(cache_path) if cache_path is not None else {}
+    entries, recounted = [], 0
+    for file in scan(root, extensions):
+        rel = file.relative_to(root).as_posix()
+        stat = file.stat()
+        old = cached.get(rel)
+        if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+            entries.append(old)
+            continue
+        recounted += 1
+        try:
+            frames, error = count_frames(file, backend), None
+        except (DecodeError, OSError) as err:
+            frames, error = 0, str(err)
+        entries.append(IndexEntry(rel, stat.st_size, stat.st_mtime_ns, frames, error))
+    changed = recounted > 0 or set(cached) != {e.path for e in entries}
+    if cache_path is not None and changed:
+        _save(cache_path, root, entries)
+    log.info("video index of %s: %d files, %d (re)counted", root, len(entries), recounted)
+    return entries
