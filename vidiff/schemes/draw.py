@@ -1,0 +1,127 @@
+"""Pictures of a plan: rows = stages, columns = frames (PIL image or ASCII table).
+
+Each cell has a state (:func:`cell_state`): the frame is generated in this stage, observed by it, given by the
+user, already produced by an earlier stage, or not available yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .stage import Stage
+
+STATES = ("generated", "observed", "given", "done", "todo")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "generated": (230, 85, 13),  # orange: produced in this stage
+    "observed": (33, 113, 181),  # blue: seen by this stage
+    "given": (115, 115, 115),  # dark grey: supplied by the user, not used by this stage
+    "done": (204, 204, 204),  # light grey: produced earlier, not used by this stage
+    "todo": (255, 255, 255),  # white: not available yet
+}
+CHARS = {"generated": "X", "observed": "o", "given": "=", "done": "-", "todo": "."}
+BACKGROUND = (247, 247, 247)
+INK = (40, 40, 40)
+
+
+def cell_states(stages: Sequence[Stage], length: int, given: Iterable[int] = ()) -> list[list[str]]:
+    """``states[i][f]``: the state of frame ``f`` in stage ``i`` (one of :data:`STATES`)."""
+    given = set(given)
+    produced: set[int] = set()
+    rows = []
+    for stage in stages:
+        obs, lat = set(stage.observed), set(stage.latent)
+        row = []
+        for f in range(length):
+            if f in lat:
+                row.append("generated")
+            elif f in obs:
+                row.append("observed")
+            elif f in given:
+                row.append("given")
+            elif f in produced:
+                row.append("done")
+            else:
+                row.append("todo")
+        rows.append(row)
+        produced |= lat
+    return rows
+
+
+def cell_state(stages: Sequence[Stage], length: int, given: Iterable[int], row: int, frame: int) -> str:
+    """The state of one cell; see :func:`cell_states`."""
+    return cell_states(stages[: row + 1], length, given)[row][frame]
+
+
+def ascii_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = ()) -> str:
+    """The plan as text, one line per stage: ``X`` generated, ``o`` observed, ``=`` given, ``-`` done, ``.`` todo."""
+    width = len(str(max(len(stages) - 1, 0)))
+    lines = [f"{i:>{width}} {''.join(CHARS[s] for s in row)}" for i, row in enumerate(cell_states(stages, length, given))]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Pixel geometry of a plan picture: cell ``(row, frame)`` spans ``cell_box(row, frame)``."""
+
+    left: int
+    top: int
+    cell_w: int
+    cell_h: int
+    gap_x: int
+    gap_y: int
+    width: int
+    height: int
+
+    def cell_box(self, row: int, frame: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)``, inclusive, of the coloured part of a cell."""
+        x0 = self.left + frame * self.cell_w
+        y0 = self.top + row * self.cell_h
+        return x0, y0, x0 + self.cell_w - 1 - self.gap_x, y0 + self.cell_h - 1 - self.gap_y
+
+
+def layout(num_stages: int, length: int, max_width: int = 1200, max_height: int = 2400) -> Layout:
+    """Cell sizes so the grid fits about ``max_width x max_height`` pixels (a cell is at least 1 pixel)."""
+    cell_w = max(1, min(16, max_width // max(length, 1)))
+    cell_h = max(1, min(16, max(cell_w, 6), max_height // max(num_stages, 1)))
+    gap_x = 1 if cell_w >= 4 else 0
+    gap_y = 1 if cell_h >= 4 else 0
+    left, top, bottom = 44, 26, 28
+    width = max(left + length * cell_w + 8, 420)
+    height = top + num_stages * cell_h + bottom
+    return Layout(left, top, cell_w, cell_h, gap_x, gap_y, width, height)
+
+
+def render_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = (), title: str = "", **sizes):
+    """Draw the plan as a PIL RGB image (rows = stages top to bottom, columns = frames left to right),
+    with stage numbers on the left, a title on top and a colour legend below.
+
+    Args:
+        stages: the plan.
+        length: frames in the video.
+        given: the user-supplied frames.
+        title: text drawn above the grid.
+        **sizes: ``max_width`` / ``max_height`` for :func:`layout`.
+
+    Returns:
+        ``PIL.Image.Image``; cell colours are :data:`COLOURS` at ``layout(...).cell_box(row, frame)``.
+    """
+    from PIL import Image, ImageDraw
+
+    geo = layout(len(stages), length, **sizes)
+    image = Image.new("RGB", (geo.width, geo.height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    if title:
+        draw.text((4, 6), title, fill=INK)
+    label_every = max(1, (12 + geo.cell_h - 1) // geo.cell_h)
+    for i, row in enumerate(cell_states(stages, length, given)):
+        for f, state in enumerate(row):
+            draw.rectangle(geo.cell_box(i, f), fill=COLOURS[state])
+        if i % label_every == 0:
+            draw.text((4, geo.top + i * geo.cell_h - 2), str(i), fill=INK)
+    x, y = 4, geo.top + len(stages) * geo.cell_h + 8
+    for state in STATES:
+        draw.rectangle((x, y, x + 10, y + 10), fill=COLOURS[state], outline=INK)
+        draw.text((x + 14, y), state, fill=INK)
+        x += 14 + 8 * len(state) + 12
+    return image
