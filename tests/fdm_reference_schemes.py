@@ -66,7 +66,7 @@ class Autoregressive(SamplingSchemeBase):
     def next_indices(self):
         if len(self._done_frames) == 0:
             return [], list(range(self._max_frames))
-        obs_frame_indices = sorted(self._done_frames)[-(self._max_frames - self._step_size):]
+        obs_frame_indices = sorted(self._done_frames)[-(self._max_frames - self._step_size) :]
         first_idx = obs_frame_indices[-1] + 1
         latent_frame_indices = list(range(first_idx, min(first_idx + self._step_size, self._video_length)))
         return obs_frame_indices, latent_frame_indices
@@ -118,10 +118,15 @@ class HierarchyNLevel(SamplingSchemeBase):
         if len([i for i in range(idx, self._video_length) if i not in self._done_frames]) == 0:
             self.current_level += 1
             self.last_sampled_idx = 0
-            idx = min(i for i in range(self._video_length) if i not in self._done_frames) - 1 + self.sample_every
+            idx = (
+                min(i for i in range(self._video_length) if i not in self._done_frames)
+                - 1
+                + self.sample_every
+            )
         if self.current_level == 1:
             latent_frame_indices = list(
-                int(i) for i in np.linspace(max(self._obs_frames) + 1, self._video_length - 0.001, n_to_sample)
+                int(i)
+                for i in np.linspace(max(self._obs_frames) + 1, self._video_length - 0.001, n_to_sample)
             )
         else:
             latent_frame_indices = []
@@ -153,7 +158,9 @@ class HierarchyNLevel(SamplingSchemeBase):
         )
         n_before = n_to_condition_on - len(obs_frame_indices)
         if self.current_level == 1:
-            obs_frame_indices.extend(list(np.linspace(0, max(self._obs_frames) + 0.999, n_before).astype(np.int32)))
+            obs_frame_indices.extend(
+                list(np.linspace(0, max(self._obs_frames) + 0.999, n_before).astype(np.int32))
+            )
         else:
             obs_frame_indices.extend(
                 [i for i in range(min(latent_frame_indices) - 1, -1, -1) if i in self._done_frames][:n_before]

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from test_schemes_properties import invalid_reason
+
 from vidiff.schemes import choose_observed, frame_embedding, plan, resolve_stage
 
 

@@ -18,7 +18,18 @@ def run(argv):
 
 def test_png_pixels_match_the_plan(tmp_path, capsys):
     out = tmp_path / "sub" / "plan.png"
-    argv = ["--name", "hierarchy-2", "--length", "300", "--max-frames", "20", "--given", "36", "--png", str(out)]
+    argv = [
+        "--name",
+        "hierarchy-2",
+        "--length",
+        "300",
+        "--max-frames",
+        "20",
+        "--given",
+        "36",
+        "--png",
+        str(out),
+    ]
     assert run(argv) == 0
     stdout = capsys.readouterr().out
     assert "stages (sequential network passes): 27" in stdout and f"wrote {out}" in stdout
@@ -58,7 +69,24 @@ def test_render_colours_every_cell():
 
 
 def test_list_prints_the_ascii_table(capsys):
-    assert run(["--name", "autoregressive", "--length", "10", "--max-frames", "4", "--step-size", "2", "--given", "2", "--list"]) == 0
+    assert (
+        run(
+            [
+                "--name",
+                "autoregressive",
+                "--length",
+                "10",
+                "--max-frames",
+                "4",
+                "--step-size",
+                "2",
+                "--given",
+                "2",
+                "--list",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "0 ooXX......" in out and "3 ==----ooXX" in out
     table = ascii_plan(plan("autoregressive", 10, 4, 2, range(2)), 10, range(2))
@@ -66,7 +94,23 @@ def test_list_prints_the_ascii_table(capsys):
 
 
 def test_given_indices_with_commas_and_spaces(capsys):
-    assert run(["--name", "interpolate", "--length", "12", "--max-frames", "4", "--given-indices", "0,5", "11", "--list"]) == 0
+    assert (
+        run(
+            [
+                "--name",
+                "interpolate",
+                "--length",
+                "12",
+                "--max-frames",
+                "4",
+                "--given-indices",
+                "0,5",
+                "11",
+                "--list",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3 given" in out and "waves (batched passes): " in out
 

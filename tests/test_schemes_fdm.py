@@ -19,7 +19,7 @@ FDM_SCHEMES = ["autoregressive", "long-range", "hierarchy-2", "hierarchy-3"]
 
 
 def compare(name, length, max_frames, step_size, num_obs):
-    """'match' / 'ref-broken' after asserting vidiff's plan is valid and equals the reference where it is valid."""
+    """'match' / 'ref-broken'; asserts vidiff's plan is valid and equals the reference where that is valid."""
     ours = [(s.observed, s.latent) for s in plan(name, length, max_frames, step_size, range(num_obs))]
     assert invalid_reason(ours, length, max_frames, range(num_obs)) is None
     try:
@@ -28,7 +28,13 @@ def compare(name, length, max_frames, step_size, num_obs):
         return "ref-broken"
     if invalid_reason(ref, length, max_frames, range(num_obs)) is not None:
         return "ref-broken"
-    assert ours == [(sorted(o), sorted(lat)) for o, lat in ref], (name, length, max_frames, step_size, num_obs)
+    assert ours == [(sorted(o), sorted(lat)) for o, lat in ref], (
+        name,
+        length,
+        max_frames,
+        step_size,
+        num_obs,
+    )
     return "match"
 
 
@@ -40,7 +46,9 @@ def test_paper_settings_match_reference(name, length):
 
 
 @pytest.mark.parametrize("name", FDM_SCHEMES)
-@pytest.mark.parametrize(("length", "max_frames", "step_size", "num_obs"), [(300, 20, 10, 0), (128, 16, 8, 16), (100, 10, 5, 10)])
+@pytest.mark.parametrize(
+    ("length", "max_frames", "step_size", "num_obs"), [(300, 20, 10, 0), (128, 16, 8, 16), (100, 10, 5, 10)]
+)
 def test_other_useful_settings_match_reference(name, length, max_frames, step_size, num_obs):
     assert compare(name, length, max_frames, step_size, num_obs) == "match"
 
@@ -49,7 +57,18 @@ def _grid():
     for length in [2, 3, 4, 5, 7, 9, 12, 16, 23, 31, 40]:
         for max_frames in range(2, min(length, 9) + 1):
             for step_size in range(1, max_frames):
-                obs = {0, 1, 2, 3, max_frames - step_size, max_frames, length // 2, length - 2, length - 1, length}
+                obs = {
+                    0,
+                    1,
+                    2,
+                    3,
+                    max_frames - step_size,
+                    max_frames,
+                    length // 2,
+                    length - 2,
+                    length - 1,
+                    length,
+                }
                 for num_obs in sorted(n for n in obs if 0 <= n <= length):
                     yield length, max_frames, step_size, num_obs
 
@@ -88,7 +107,20 @@ def test_hierarchy_4_empty_walk_is_fixed():
     assert compare("hierarchy-4", 4, 4, 2, 1) == "ref-broken"
 
 
-@pytest.mark.parametrize(("start", "stop", "num"), [(0, 299, 20), (36, 299.999, 10), (0, 35.999, 10), (5, 5, 3), (0, 1.999, 7), (3, 1000 - 0.001, 9), (2, 7, 1)])
+@pytest.mark.parametrize(
+    ("start", "stop", "num"),
+    [
+        (0, 299, 20),
+        (36, 299.999, 10),
+        (0, 35.999, 10),
+        (5, 5, 3),
+        (0, 1.999, 7),
+        (3, 1000 - 0.001, 9),
+        (2, 7, 1),
+    ],
+)
 def test_linspace_is_numpys(start, stop, num):
     assert linspace(start, stop, num) == np.linspace(start, stop, num).tolist()
-    assert [int(v) for v in linspace(start, stop, num)] == np.linspace(start, stop, num).astype(np.int32).tolist()
+    assert [int(v) for v in linspace(start, stop, num)] == np.linspace(start, stop, num).astype(
+        np.int32
+    ).tolist()

@@ -145,7 +145,10 @@ def test_predict_then_interpolate_has_few_waves():
     assert all(len(s.latent) <= 10 for s in stages)
 
 
-@pytest.mark.parametrize("name", ["autoregressive", "hierarchy-2", "hierarchy-3", "predict-then-interpolate", "interpolate", "adaptive"])
+@pytest.mark.parametrize(
+    "name",
+    ["autoregressive", "hierarchy-2", "hierarchy-3", "predict-then-interpolate", "interpolate", "adaptive"],
+)
 @pytest.mark.parametrize("given", [range(5), (0, 20, 40, 59), (30,)])
 def test_batches_are_a_valid_parallel_schedule(name, given):
     stages = plan(name, 60, 8, 4, given)
@@ -208,7 +211,13 @@ def test_unknown_name_lists_valid_names():
         plan("zigzag", 40, 8, 4)
     for name in ("autoregressive", "long-range", "hierarchy-N", "adaptive", "interpolate", "unconditional"):
         assert name in str(err.value)
-    assert set(SCHEMES) >= {"autoregressive", "long-range", "hierarchy-N", "adaptive", "predict-then-interpolate"}
+    assert set(SCHEMES) >= {
+        "autoregressive",
+        "long-range",
+        "hierarchy-N",
+        "adaptive",
+        "predict-then-interpolate",
+    }
 
 
 def test_fdm_aliases_and_case():
@@ -220,3 +229,12 @@ def test_fdm_aliases_and_case():
 
 def test_given_accepts_any_iterable_of_ints_in_any_order():
     assert plan("interpolate", 20, 4, 2, [19, 0]) == plan("interpolate", 20, 4, 2, (0, 19))
+
+
+def test_package_docstring_example():
+    import doctest
+
+    import vidiff.schemes
+
+    result = doctest.testmod(vidiff.schemes)
+    assert result.attempted >= 1 and result.failed == 0

@@ -1,6 +1,6 @@
 """`vidiff scheme`: show a long-video sampling plan (text summary, optional ASCII table and PNG picture).
 
-    vidiff scheme --name hierarchy-2 --length 300 --max-frames 20 --given 36 --png plan.png
+vidiff scheme --name hierarchy-2 --length 300 --max-frames 20 --given 36 --png plan.png
 """
 
 from __future__ import annotations
@@ -18,18 +18,30 @@ HELP = "plan a long video with a sampling scheme and show it (summary, --list ta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", default="hierarchy-2", help=f"scheme: {', '.join(SCHEMES)} (default: hierarchy-2)")
+    parser.add_argument(
+        "--name", default="hierarchy-2", help=f"scheme: {', '.join(SCHEMES)} (default: hierarchy-2)"
+    )
     parser.add_argument("--length", type=int, required=True, help="T: frames in the video")
     parser.add_argument("--max-frames", type=int, required=True, help="K: frames the model sees at once")
-    parser.add_argument("--step-size", type=int, default=None, help="s: frames generated per stage (default: K // 2)")
+    parser.add_argument(
+        "--step-size", type=int, default=None, help="s: frames generated per stage (default: K // 2)"
+    )
     given = parser.add_mutually_exclusive_group()
-    given.add_argument("--given", type=int, default=0, metavar="N", help="the first N frames are given (default 0)")
     given.add_argument(
-        "--given-indices", nargs="+", default=None, metavar="I", help="given frame indices (space or comma separated)"
+        "--given", type=int, default=0, metavar="N", help="the first N frames are given (default 0)"
+    )
+    given.add_argument(
+        "--given-indices",
+        nargs="+",
+        default=None,
+        metavar="I",
+        help="given frame indices (space or comma separated)",
     )
     parser.add_argument("--png", default=None, help="write a picture of the plan to this .png file")
     parser.add_argument("--list", action="store_true", help="print the plan as a table (one line per stage)")
-    parser.add_argument("--max-batch", type=int, default=None, help="at most this many stages per batched pass")
+    parser.add_argument(
+        "--max-batch", type=int, default=None, help="at most this many stages per batched pass"
+    )
 
 
 def _given(args: argparse.Namespace) -> list[int]:
@@ -52,8 +64,13 @@ def summary(stages: list[Stage], length: int, given: list[int], max_batch: int |
         f"frames generated: {sum(len(s.latent) for s in stages)} of {length} ({len(given)} given)",
     ]
     if stages:
-        for label, sizes in (("observed", [len(s.observed) for s in stages]), ("generated", [len(s.latent) for s in stages])):
-            lines.append(f"{label} per stage: min {min(sizes)}, mean {sum(sizes) / len(sizes):.1f}, max {max(sizes)}")
+        for label, sizes in (
+            ("observed", [len(s.observed) for s in stages]),
+            ("generated", [len(s.latent) for s in stages]),
+        ):
+            lines.append(
+                f"{label} per stage: min {min(sizes)}, mean {sum(sizes) / len(sizes):.1f}, max {max(sizes)}"
+            )
         lines.append(f"frames per stage: max {max(len(s) for s in stages)}")
     adaptive = sum(s.adaptive for s in stages)
     if adaptive:
@@ -86,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vidiff scheme: {err}", file=sys.stderr)
         return 2
     step = args.step_size if args.step_size is not None else args.max_frames // 2
-    head = f"{args.name}: length {args.length}, max_frames {args.max_frames}, step_size {step}, {len(given)} given"
+    head = f"{args.name}: length {args.length}, max_frames {args.max_frames}, step_size {step}"
+    head += f", {len(given)} given"
     print(f"scheme {head}")
     for line in summary(stages, args.length, given, args.max_batch):
         print(f"  {line}")

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 def linspace(start: float, stop: float, num: int) -> list[float]:
     """``numpy.linspace(start, stop, num)`` (endpoint included) computed with the same float operations.
 
-    FDM truncates linspace values to frame indices; reproducing numpy's arithmetic exactly (``j * step + start``,
-    last value set to ``stop``) keeps vidiff's indices identical to the reference without importing numpy.
+    FDM truncates linspace values to frame indices; reproducing numpy's arithmetic exactly
+    (``j * step + start``, last value set to ``stop``) keeps vidiff's indices identical to the reference's
+    without importing numpy.
     """
     if num <= 0:
         return []
@@ -49,7 +50,7 @@ def first_missing(done: set[int], length: int, count: int) -> list[int]:
 
 
 def by_distance(candidates: Iterable[int], targets: list[int]) -> list[int]:
-    """``candidates`` sorted by temporal distance to the nearest of ``targets`` (ties: earlier frame first)."""
+    """``candidates`` sorted by temporal distance to the nearest target (ties: earlier frame first)."""
     if not targets:
         return sorted(candidates)
     lo, hi = min(targets), max(targets)

@@ -1,4 +1,4 @@
-"""Adaptive context selection, FDM's "Ad." schemes (Harvey et al. 2022, sec. 5 "Optimizing the sampling scheme").
+"""Adaptive context selection: FDM's "Ad." schemes (Harvey et al. 2022, "Optimizing the sampling scheme").
 
 An adaptive plan fixes each stage's latent frames (those of a base scheme) but chooses its observed frames at
 run time, from the frames generated so far: start from the temporally closest frame(s) (the stage's
@@ -20,7 +20,7 @@ from .stage import Stage, make_stage
 
 
 def frame_embedding(frame: Any, size: int = 8) -> Any:
-    """Cheap embedding of one frame for adaptive context selection: its ``size x size`` area-averaged thumbnail.
+    """Cheap embedding of one frame for adaptive context selection: a ``size x size`` averaged thumbnail.
 
     Args:
         frame: ``(c, h, w)`` tensor (pixels in [-1, 1] or latents; any float range works).
@@ -90,10 +90,12 @@ def choose_observed(
 def resolve_stage(
     stage: Stage, available: Iterable[int], embeddings: Mapping[int, Any], max_frames: int
 ) -> Stage:
-    """The stage the executor runs: an adaptive stage with its observed frames chosen now; others unchanged."""
+    """The stage to run: an adaptive stage gets its observed frames chosen now; others are returned as is."""
     if not stage.adaptive:
         return stage
-    return stage.with_observed(choose_observed(stage.latent, available, embeddings, max_frames, stage.anchors))
+    return stage.with_observed(
+        choose_observed(stage.latent, available, embeddings, max_frames, stage.anchors)
+    )
 
 
 def _anchors(latent: list[int], done: set[int], before: int, after: int) -> list[int]:

@@ -54,9 +54,15 @@ def cell_state(stages: Sequence[Stage], length: int, given: Iterable[int], row: 
 
 
 def ascii_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = ()) -> str:
-    """The plan as text, one line per stage: ``X`` generated, ``o`` observed, ``=`` given, ``-`` done, ``.`` todo."""
+    """The plan as text, one line per stage.
+
+    ``X`` generated, ``o`` observed, ``=`` given, ``-`` done earlier, ``.`` not yet.
+    """
     width = len(str(max(len(stages) - 1, 0)))
-    lines = [f"{i:>{width}} {''.join(CHARS[s] for s in row)}" for i, row in enumerate(cell_states(stages, length, given))]
+    lines = [
+        f"{i:>{width}} {''.join(CHARS[s] for s in row)}"
+        for i, row in enumerate(cell_states(stages, length, given))
+    ]
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 ``autoregressive``, ``long-range`` and ``hierarchy-N`` give, stage by stage, the same index sets as the
 reference implementation (plai-group/flexible-video-diffusion-modeling, ``improved_diffusion/
-sampling_schemes.py``) wherever that gives a valid plan; ``tests/test_schemes_fdm.py`` checks this over a grid.
+sampling_schemes.py``) wherever that gives a valid plan (tests/test_schemes_fdm.py checks it on a grid).
 Where the reference breaks (docs/schemes.md, "Corner cases"), these functions still return a valid plan.
 
 They also accept ``given`` frames that are not a prefix ``range(n)`` (the reference only knows prefixes):
@@ -16,7 +16,7 @@ from .stage import Stage, make_stage
 
 
 def _first_stage(length: int, max_frames: int, spread: bool) -> list[int]:
-    """Frames of the unconditional first stage when nothing is given: the first K, or K spread over the video."""
+    """The unconditional first stage when nothing is given: the first K frames, or K spread over the video."""
     if spread:
         return dedupe(int(v) for v in linspace(0, length - 1, max_frames))
     return list(range(min(max_frames, length)))
@@ -105,7 +105,9 @@ class _Hierarchy:
     def _spacing(self, step_size: int) -> int:
         if self.level >= self.levels:  # fix: beyond level N FDM's exponent turns negative
             return 1
-        per_level_1 = (self.length - len(self.base)) / max(step_size - 1, 1)  # fix: FDM divides by zero at s=1
+        per_level_1 = (self.length - len(self.base)) / max(
+            step_size - 1, 1
+        )  # fix: FDM divides by zero at s=1
         return max(1, int(per_level_1 ** ((self.levels - self.level) / (self.levels - 1))))  # fix: never 0
 
     def _walk(self, start: int, count: int, spacing: int) -> list[int]:

@@ -27,7 +27,7 @@ def _gaps(done: set[int], length: int) -> list[tuple[int, int]]:
 
 def _gap_latent(lo: int, hi: int, length: int, step_size: int) -> list[int]:
     """The frames of gap ``[lo, hi]`` to generate now: all of it if it fits, else ``step_size`` of them,
-    spread evenly inside an interior gap, or next to the known side of a gap at the start or end of the video."""
+    spread evenly inside an interior gap, or next to the known side of a gap at either end of the video."""
     size = hi - lo + 1
     if size <= step_size:
         return list(range(lo, hi + 1))
@@ -69,8 +69,8 @@ def interpolate(length: int, max_frames: int, step_size: int, given: list[int]) 
 
 
 def keyframe_grid(length: int, step_size: int, given: list[int]) -> list[int]:
-    """The keyframes ``predict-then-interpolate`` predicts: every ``step_size + 1`` frames after the last given
-    frame (from 0 when nothing is given), plus the video's last frame, so that each gap holds at most
+    """The keyframes ``predict-then-interpolate`` predicts: every ``step_size + 1`` frames after the last
+    given frame (from 0 when nothing is given), plus the video's last frame, so that each gap holds at most
     ``step_size`` frames and is filled by a single interpolation stage."""
     anchor = max(given) if given else 0
     grid = list(range(anchor, length, step_size + 1))

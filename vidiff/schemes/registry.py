@@ -74,14 +74,16 @@ def _as_int(value: object, argument: str) -> int:
 def check_arguments(
     length: int, max_frames: int, step_size: int | None, given: Iterable[int] = ()
 ) -> tuple[int, int, int, list[int]]:
-    """Validate plan arguments; return them normalised (``step_size=None`` -> ``max_frames // 2``, FDM's default;
-    ``given`` sorted). Raises ValueError naming the argument, the expectation and the value given."""
+    """Validate plan arguments; return them normalised (``step_size=None`` -> ``max_frames // 2``, FDM's
+    default; ``given`` sorted). Raises ValueError naming the argument, the expectation and the value given."""
     length = _as_int(length, "length")
     max_frames = _as_int(max_frames, "max_frames")
     if length < 1:
         raise ValueError(f"length: expected >= 1 frame, got {length}")
     if max_frames < 2:
-        raise ValueError(f"max_frames: expected >= 2 (one observed + one generated frame per stage), got {max_frames}")
+        raise ValueError(
+            f"max_frames: expected >= 2 (one observed + one generated frame per stage), got {max_frames}"
+        )
     if length < max_frames:
         raise ValueError(
             f"length: expected at least max_frames={max_frames} frames (the model's window), got {length}"
@@ -116,12 +118,12 @@ def plan(
         max_frames: K, frames the model sees at once (observed + latent), >= 2.
         step_size: s, latent frames per stage, 1 <= s < K (None: K // 2, FDM's default).
         given: indices of frames supplied by the user (FDM's setting: ``range(n)``, the first n frames).
-            Any number of them; a stage observes at most ``K - s`` (hierarchy/interpolate: ``K - len(latent)``).
+            Any number of them; a stage observes at most ``K - len(latent)`` of them.
 
     Returns:
-        list of :class:`Stage` (empty when every frame is given). Each stage holds <= K distinct frames, observes
-        only frames given or produced earlier (at least one whenever any exists), and every missing frame is
-        produced exactly once. Adaptive stages carry ``adaptive=True``: see :func:`resolve_stage`.
+        list of :class:`Stage` (empty when every frame is given). Each stage holds <= K distinct frames,
+        observes only frames given or produced earlier (at least one whenever any exists), and every missing
+        frame is produced exactly once. Adaptive stages carry ``adaptive=True``: see :func:`resolve_stage`.
 
     Raises:
         ValueError: bad arguments (the message names the argument) or a name unknown (it lists valid names).

@@ -71,7 +71,9 @@ def check_plan(stages: Sequence[Stage], length: int, max_frames: int, given: Ite
         if set(obs) & set(lat):
             raise ValueError(f"{where}: observes and generates the same frame")
         if len(obs) + len(lat) > max_frames:
-            raise ValueError(f"{where}: holds {len(obs) + len(lat)} frames, more than max_frames={max_frames}")
+            raise ValueError(
+                f"{where}: holds {len(obs) + len(lat)} frames, more than max_frames={max_frames}"
+            )
         if any(not 0 <= f < length for f in obs + lat):
             raise ValueError(f"{where}: index outside [0, {length})")
         if not set(obs) <= done:
