@@ -3,8 +3,13 @@
 Backends, chosen per file:
 
 * ``.gif`` (and animated ``.webp``/``.png``): Pillow, frame by frame (decord cannot open GIFs).
-* everything else: decord when importable, else PyAV when importable, else an ImportError saying what to
-  install.
+* everything else: decord when importable, else PyAV when importable, then the ffmpeg executable of
+  imageio-ffmpeg (a sequential pipe: slow for random access, but it reads what the others cannot).
+
+With ``backend="auto"`` the backends are tried in that order per call: a file that one backend cannot read
+is tried with the next before it counts as unreadable. This matters in practice: decord 0.6 fails
+(``DECORDArrayCopyFromTo: The size must exactly match``) or returns misshapen frames for some small frame
+widths (e.g. 16, 24 or 48 pixels), while counting their frames fine.
 
 Frame counts come from decoding every frame once (:func:`count_frames`), never from container metadata:
 decord's ``len(VideoReader)`` is derived from the stream's duration and frame rate and can disagree with the
@@ -24,7 +29,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PILLOW_SUFFIXES = (".gif", ".webp", ".png", ".apng")
-BACKENDS = ("auto", "decord", "pyav", "pillow")
+BACKENDS = ("auto", "decord", "pyav", "ffmpeg", "pillow")
 
 
 class DecodeError(RuntimeError):
@@ -35,19 +40,21 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def backend_for(path: str | Path, backend: str = "auto") -> str:
-    """The backend that reads ``path``: ``backend`` itself, or for "auto" Pillow / decord / PyAV."""
+def backends_for(path: str | Path, backend: str = "auto") -> list[str]:
+    """The backends to try for ``path``, in order: ``[backend]``, or for "auto" the available chain."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend != "auto":
-        return backend
+        return [backend]
     if Path(path).suffix.lower() in PILLOW_SUFFIXES:
-        return "pillow"
-    if _have("decord"):
-        return "decord"
-    if _have("av"):
-        return "pyav"
-    raise ImportError("no video decoder: install decord (x86_64) or PyAV (`pip install av`)")
+        chain = ["pillow", "ffmpeg"]
+    else:
+        chain = [b for b, module in (("decord", "decord"), ("pyav", "av")) if _have(module)] + ["ffmpeg"]
+    return [b for b in chain if b != "ffmpeg" or _have("imageio_ffmpeg")] or _no_decoder()
+
+
+def _no_decoder() -> list[str]:
+    raise ImportError("no video decoder: install decord (x86_64), PyAV (`pip install av`) or imageio-ffmpeg")
 
 
 # ----------------------------------------------------------------------------------------------- decord
@@ -80,9 +87,13 @@ def _decord_count(path: str) -> int:
 def _decord_read(path: str, indices: Sequence[int]) -> np.ndarray:
     reader = _decord_reader(path)
     try:
-        return reader.get_batch(list(indices)).asnumpy()
+        frames = reader.get_batch(list(indices)).asnumpy()
     except Exception as err:
-        raise DecodeError(f"{path}: decord failed reading frames {list(indices)[:8]}...: {err}") from err
+        msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DecodeError(f"{path}: decord failed reading frames {list(indices)[:8]}: {msg}") from err
+    if frames.shape[-1] != 3:
+        raise DecodeError(f"{path}: decord returned misshapen frames {frames.shape}")
+    return frames
 
 
 # ------------------------------------------------------------------------------------------------- PyAV
@@ -116,6 +127,46 @@ def _pyav_read(path: str, indices: Sequence[int]) -> np.ndarray:
         if i in wanted:
             found[i] = frame.to_ndarray(format="rgb24")
         if i >= last:
+            break
+    missing = wanted - found.keys()
+    if missing:
+        raise DecodeError(f"{path}: frames {sorted(missing)[:8]} did not decode")
+    return np.stack([found[int(i)] for i in indices])
+
+
+# ----------------------------------------------------------------------------------------------- ffmpeg
+def _ffmpeg_frames(path: str):
+    """Yields (h, w, 3) uint8 frames from the imageio-ffmpeg executable (decodes everything in order)."""
+    import imageio_ffmpeg
+
+    try:
+        gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+        meta = next(gen)
+    except Exception as err:
+        raise DecodeError(f"{path}: ffmpeg cannot open it ({type(err).__name__}: {str(err).strip()[-200:]})") from err
+    w, h = meta["size"]
+    try:
+        for raw in gen:
+            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+    except Exception as err:
+        log.debug("%s: ffmpeg decoding stopped early (%s)", path, err)
+    finally:
+        gen.close()
+
+
+def _ffmpeg_count(path: str) -> int:
+    return sum(1 for _ in _ffmpeg_frames(path))
+
+
+def _ffmpeg_read(path: str, indices: Sequence[int]) -> np.ndarray:
+    wanted = {int(i) for i in indices}
+    last, found = max(wanted), {}
+    frames = _ffmpeg_frames(path)
+    for i, frame in enumerate(frames):
+        if i in wanted:
+            found[i] = frame.copy()
+        if i >= last:
+            frames.close()
             break
     missing = wanted - found.keys()
     if missing:
@@ -162,32 +213,62 @@ def _pillow_read(path: str, indices: Sequence[int]) -> np.ndarray:
     return np.stack([frames[int(i)] for i in indices])
 
 
-_COUNT = {"decord": _decord_count, "pyav": _pyav_count, "pillow": _pillow_count}
-_READ = {"decord": _decord_read, "pyav": _pyav_read, "pillow": _pillow_read}
+_COUNT = {"decord": _decord_count, "pyav": _pyav_count, "ffmpeg": _ffmpeg_count, "pillow": _pillow_count}
+_READ = {"decord": _decord_read, "pyav": _pyav_read, "ffmpeg": _ffmpeg_read, "pillow": _pillow_read}
+
+
+def _first_success(fns: dict, path: str, backend: str, *args):
+    errors = []
+    for name in backends_for(path, backend):
+        try:
+            return fns[name](path, *args)
+        except DecodeError as err:
+            errors.append(f"{name}: {' '.join(str(err).split())[:300]}")
+            log.debug("%s: %s backend failed (%s)", path, name, err)
+    raise DecodeError(f"{path}: no backend could decode it ({'; '.join(errors)})")
 
 
 def count_frames(path: str | Path, backend: str = "auto") -> int:
     """The number of frames that decode from ``path`` (decodes the whole file).
 
+    A backend that opens the file but decodes no frame counts as failing, so the next one is tried.
+
     Raises:
-        DecodeError: the file cannot be opened.
+        DecodeError: the file is empty or no backend can decode a frame of it.
     """
     path = str(path)
     if Path(path).stat().st_size == 0:
         raise DecodeError(f"{path}: zero-byte file")
-    return _COUNT[backend_for(path, backend)](path)
+
+    def nonzero(count_fn):
+        def count(p: str) -> int:
+            n = count_fn(p)
+            if n == 0:
+                raise DecodeError(f"{p}: no frame decodes")
+            return n
+
+        return count
+
+    return _first_success({k: nonzero(f) for k, f in _COUNT.items()}, path, backend)
 
 
 def read_frames(path: str | Path, indices: Sequence[int], backend: str = "auto") -> np.ndarray:
     """Frames ``indices`` (k,) of ``path`` -> (k, h, w, 3) uint8 RGB.
 
     Raises:
-        DecodeError: the file or one of the frames cannot be decoded.
+        DecodeError: no backend can decode the file or one of the frames.
     """
     if len(indices) == 0:
         raise ValueError("indices: expected at least one frame index, got none")
     path = str(path)
-    frames = _READ[backend_for(path, backend)](path, indices)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(indices):
-        raise DecodeError(f"{path}: expected (k={len(indices)}, h, w, 3) frames, decoded {frames.shape}")
-    return frames
+
+    def checked(read_fn):
+        def read(p: str, idx: Sequence[int]) -> np.ndarray:
+            frames = read_fn(p, idx)
+            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(idx):
+                raise DecodeError(f"{p}: expected (k={len(idx)}, h, w, 3) frames, decoded {frames.shape}")
+            return frames
+
+        return read
+
+    return _first_success({k: checked(f) for k, f in _READ.items()}, path, backend, indices)

@@ -100,10 +100,11 @@ class EpochSampler(DistributedSampler):
     def set_start(self, epoch: int, position: int) -> None:
         """Make the next iteration over ``epoch`` begin at this rank's ``position`` (resume mid-epoch).
 
-        One-shot: the iteration after it starts at 0 again. Use ``position = batches_done * batch_size``.
+        One-shot: the iteration after it starts at 0 again. Use ``position = batches_done * batch_size``
+        (a position past the end makes that epoch's iteration empty).
         """
-        if not 0 <= position <= self.num_samples:
-            raise ValueError(f"position: expected 0 <= position <= {self.num_samples}, got {position}")
+        if position < 0:
+            raise ValueError(f"position: expected an integer >= 0, got {position}")
         self._start = (int(epoch), int(position))
 
     def order(self, epoch: int) -> list[int]:

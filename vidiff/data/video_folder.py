@@ -24,7 +24,7 @@ from vidiff.masks import FrameMaskSampler
 
 from .decode import BACKENDS, DecodeError, read_frames
 from .sampling import STREAM_MASK, pad_bool, pad_frame_idx, sample_generator, split_key
-from .video_index import IndexEntry, build_index, default_cache_path
+from .video_index import IndexEntry, build_index, index_path
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,7 @@ class VideoFolder(Dataset):
         self.clip_length, self.short_videos, self.backend, self.seed = clip_length, short_videos, backend, seed
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.min_frames = max(min_frames, self.sampler.min_length())
-        cache = None
-        if cache_index:
-            cache = Path(cache_dir) / f"index-{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]}.json" if cache_dir else default_cache_path(root)
+        cache = index_path(root, cache_dir) if cache_index else None
         entries = build_index(root, self.extensions, cache, backend)
         if not entries:
             raise FileNotFoundError(

@@ -58,9 +58,15 @@ def default_cache_path(root: Path) -> Path:
     """``<root>/.vidiff_index.json`` when the root is writable, else a file under ``~/.cache/vidiff``."""
     if os.access(root, os.W_OK):
         return root / INDEX_NAME
-    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vidiff"
-    return base / f"index-{digest}.json"
+    return index_path(root, Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vidiff")
+
+
+def index_path(root: Path, cache_dir: str | Path | None = None) -> Path:
+    """Where the index of ``root`` lives: ``<cache_dir>/index-<hash of root>.json`` or :func:`default_cache_path`."""
+    if cache_dir is None:
+        return default_cache_path(root)
+    digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return Path(cache_dir).expanduser() / f"index-{digest}.json"
 
 
 def _load(path: Path) -> dict[str, IndexEntry]:
