@@ -136,3 +136,16 @@ def test_bad_arguments_exit_2_with_a_clear_message(argv, argument, capsys, tmp_p
 def test_command_module_contract():
     assert isinstance(scheme.HELP, str) and scheme.HELP
     assert callable(scheme.add_arguments) and callable(scheme.run)
+
+
+def test_render_long_video_with_touching_cells():
+    # 600 frames: cells are 2 pixels wide with no gap, so runs of equal cells are drawn as one rectangle
+    stages = plan("predict-then-interpolate", 600, 8, 4, range(10))
+    image = render_plan(stages, 600, range(10))
+    geo = layout(len(stages), 600)
+    assert geo.gap_x == 0 and geo.cell_w == 2
+    states = cell_states(stages, 600, range(10))
+    for row in (0, len(stages) // 2, len(stages) - 1):
+        for frame in range(600):
+            x0, y0, x1, y1 = geo.cell_box(row, frame)
+            assert image.getpixel((x0, y0)) == image.getpixel((x1, y1)) == COLOURS[states[row][frame]]

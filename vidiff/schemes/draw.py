@@ -121,8 +121,13 @@ def render_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = (),
         draw.text((4, 6), title, fill=INK)
     label_every = max(1, (12 + geo.cell_h - 1) // geo.cell_h)
     for i, row in enumerate(cell_states(stages, length, given)):
-        for f, state in enumerate(row):
-            draw.rectangle(geo.cell_box(i, f), fill=COLOURS[state])
+        start = 0
+        for f in range(1, length + 1):  # one rectangle per run of equal cells when cells touch
+            if f == length or geo.gap_x or row[f] != row[start]:
+                x0, y0, _, _ = geo.cell_box(i, start)
+                _, _, x1, y1 = geo.cell_box(i, f - 1)
+                draw.rectangle((x0, y0, x1, y1), fill=COLOURS[row[start]])
+                start = f
         if i % label_every == 0:
             draw.text((4, geo.top + i * geo.cell_h - 2), str(i), fill=INK)
     x, y = 4, geo.top + len(stages) * geo.cell_h + 8
