@@ -1,12 +1,10 @@
 """FDM's sampling-scheme index planning, ported for comparison tests only (not part of vidiff).
 
 Source: plai-group/flexible-video-diffusion-modeling, ``improved_diffusion/sampling_schemes.py``
-(Harvey et al. 2022, "Flexible Diffusion Modeling of Long Videos"), MIT License,
-Copyright (c) 2022 the authors (William Harvey, Saeid Naderiparizi, Vaden Masrani, Christian Weilbach,
-Frank Wood). Permission is hereby granted, free of charge, to any person obtaining a copy of this software,
-to deal in it without restriction, subject to the condition that the copyright notice and this permission
-notice are included in all copies or substantial portions; the software is provided "as is", without
-warranty of any kind.
+(Harvey et al. 2022, "Flexible Diffusion Modeling of Long Videos"), by the FDM authors; MIT License
+(the repository builds on openai/improved-diffusion, also MIT). The MIT License permits use, copying and
+modification provided the copyright and permission notice are kept; the software is provided "as is",
+without warranty of any kind. Not shipped with vidiff: tests only.
 
 Kept: the index logic of ``SamplingSchemeBase.__next__``, ``Autoregressive``, ``LongRangeAutoregressive`` and
 ``HierarchyNLevel`` (including its quirks: the ``[-0:]`` slices, the step-size retry that keeps a level reset,
