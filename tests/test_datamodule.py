@@ -167,3 +167,30 @@ def test_video_folder_module_errors(folder, tmp_path):
         VideoFolderDataModule(str(folder), frame_stride=0)
     with pytest.raises(ValueError, match="clip_length: 50 frames"):
         VideoFolderDataModule(str(folder), clip_length=50).setup("fit")
+
+
+def test_lightning_sets_the_epoch_of_the_train_sampler(tmp_path):
+    import pytorch_lightning as pl
+
+    class Recorder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.seen: dict[int, list[int]] = {}
+
+        def training_step(self, batch, batch_idx):
+            self.seen.setdefault(self.current_epoch, []).extend(batch["index"].tolist())
+            return (self.w - batch["video"].mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm, model = _tiny(val_videos=0), Recorder()
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    for epoch in range(2):
+        assert model.seen[epoch] == EpochSampler(12, seed=7).order(epoch)
+    assert model.seen[0] != model.seen[1]
