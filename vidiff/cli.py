@@ -24,6 +24,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # name -> module under vidiff.commands (imported lazily)
 COMMANDS: dict[str, str] = {
     "demo": "vidiff.commands.demo",
+    "scheme": "vidiff.commands.scheme",
 }
 
 
