@@ -74,7 +74,8 @@ class _VideoDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             worker_init_fn=seed_worker if self.num_workers > 0 else None,
-            persistent_workers=False,  # workers see the sampler's epoch through the keys, but stay simple
+            # safe: the epoch travels in the (epoch, index) keys from the main process, not in worker state
+            persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
 
