@@ -11,8 +11,8 @@ from vidiff.data import EpochSampler, ShapesDataModule, VideoFolderDataModule
 
 
 def _tiny(**kwargs) -> ShapesDataModule:
-    args = dict(image_size=16, length=20, max_frames=4, train_videos=12, val_videos=5, batch_size=3, seed=7)
-    return ShapesDataModule(**{**args, **kwargs})
+    args = {"image_size": 16, "length": 20, "max_frames": 4, "train_videos": 12, "val_videos": 5, "seed": 7}
+    return ShapesDataModule(**{"batch_size": 3, **args, **kwargs})
 
 
 def _epoch(dm: ShapesDataModule, epoch: int) -> list[dict]:
@@ -75,15 +75,19 @@ def test_validation_is_deterministic_and_disjoint_from_train():
     assert _same(v1, v2)
     val_video = dm.val_dataset.render(0, [0, 1])
     assert all(not torch.equal(val_video, dm.train_dataset.render(i, [0, 1])) for i in range(12))
-    assert torch.equal(val_video, ShapesDataModule(train_videos=17, val_videos=1, seed=7, image_size=16,
-                                                   length=20, max_frames=4).train_dataset.render(12, [0, 1]))
+    assert torch.equal(
+        val_video,
+        ShapesDataModule(
+            train_videos=17, val_videos=1, seed=7, image_size=16, length=20, max_frames=4
+        ).train_dataset.render(12, [0, 1]),
+    )
 
 
 def test_epoch_sampler_shards_ranks_disjointly():
     ranks = [EpochSampler(10, seed=1, num_replicas=3, rank=r) for r in range(3)]
     orders = [s.order(4) for s in ranks]
     assert all(len(o) == 4 for o in orders)
-    flat = sum(orders, [])
+    flat = [i for o in orders for i in o]
     assert set(flat) == set(range(10)) and len(flat) == 12  # two wrapped to even out the ranks
     assert list(ranks[0]) == [(0, i) for i in ranks[0].order(0)]
 
@@ -94,7 +98,8 @@ def test_yaml_config_through_jsonargparse():
     parser = ArgumentParser()
     parser.add_class_arguments(ShapesDataModule, "data")
     cfg = parser.parse_string(
-        "data:\n  image_size: 16\n  length: 30\n  max_frames: 5\n  tasks: {prediction: 2.0, interpolation: 1.0}\n"
+        "data:\n  image_size: 16\n  length: 30\n  max_frames: 5\n"
+        "  tasks: {prediction: 2.0, interpolation: 1.0}\n"
         "  speed: [1.0, 1.5]\n  train_videos: 4\n  val_videos: 2\n"
     )
     dm = parser.instantiate_classes(cfg).data
@@ -133,12 +138,16 @@ def folder(tmp_path_factory) -> Path:
 
 
 def test_video_folder_module_splits_deterministically(folder):
-    dm = VideoFolderDataModule(str(folder), image_size=8, max_frames=4, val_fraction=0.3, batch_size=2, seed=1)
+    dm = VideoFolderDataModule(
+        str(folder), image_size=8, max_frames=4, val_fraction=0.3, batch_size=2, seed=1
+    )
     dm.prepare_data()
     dm.setup("fit")
     train, val = dm.train_dataset.paths, dm.val_dataset.paths
     assert set(train).isdisjoint(val) and len(train) + len(val) == 6 and val
-    other = VideoFolderDataModule(str(folder), image_size=8, max_frames=4, val_fraction=0.3, batch_size=2, seed=1)
+    other = VideoFolderDataModule(
+        str(folder), image_size=8, max_frames=4, val_fraction=0.3, batch_size=2, seed=1
+    )
     other.setup("fit")
     assert other.val_dataset.paths == val
     batch = next(iter(dm.train_dataloader()))
@@ -187,8 +196,13 @@ def test_lightning_sets_the_epoch_of_the_train_sampler(tmp_path):
 
     dm, model = _tiny(val_videos=0), Recorder()
     trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
     )
     trainer.fit(model, datamodule=dm)
     for epoch in range(2):

@@ -16,7 +16,9 @@ def _draw(sampler: FrameMaskSampler, length: int, n: int, seed: int = 0) -> list
 @pytest.mark.parametrize("spacing", ["log_uniform", "uniform", "contiguous"])
 @pytest.mark.parametrize("length", [1, 2, 5, 8, 37, 1000])
 def test_masks_are_sorted_unique_in_range_with_a_latent_frame(spacing, length):
-    sampler = FrameMaskSampler(8, spacing=spacing, tasks={"unconditional": 1, "prediction": 1, "arbitrary": 1})
+    sampler = FrameMaskSampler(
+        8, spacing=spacing, tasks={"unconditional": 1, "prediction": 1, "arbitrary": 1}
+    )
     for mask in _draw(sampler, length, 200):
         idx = mask.frame_idx
         assert idx.dtype == torch.long and mask.observed.dtype == torch.bool
@@ -24,7 +26,9 @@ def test_masks_are_sorted_unique_in_range_with_a_latent_frame(spacing, length):
         assert bool((idx[1:] > idx[:-1]).all()), "frame_idx must be sorted and unique"
         assert 0 <= int(idx.min()) and int(idx.max()) < length
         assert int(mask.latent.sum()) >= 1
-        assert bool((mask.latent ^ mask.observed).all()), "observed and latent are disjoint and cover the frames"
+        assert bool((mask.latent ^ mask.observed).all()), (
+            "observed and latent are disjoint and cover the frames"
+        )
 
 
 def test_tasks_shape_the_split():
@@ -43,7 +47,9 @@ def test_tasks_shape_the_split():
         elif mask.task == "interpolation":
             assert obs[0] and obs[-1] and m <= 7
             first_latent, last_latent = obs.index(False), 7 - obs[::-1].index(False)
-            assert all(not o for o in obs[first_latent : last_latent + 1]), "latent frames form one middle block"
+            assert all(not o for o in obs[first_latent : last_latent + 1]), (
+                "latent frames form one middle block"
+            )
         else:
             assert 1 <= m <= 7
     assert seen == set(TASKS)
@@ -120,7 +126,9 @@ def test_same_generator_seed_same_masks():
     sampler = FrameMaskSampler(8)
     a, b = _draw(sampler, 500, 20, seed=3), _draw(sampler, 500, 20, seed=3)
     for x, y in zip(a, b):
-        assert torch.equal(x.frame_idx, y.frame_idx) and torch.equal(x.observed, y.observed) and x.task == y.task
+        assert (
+            torch.equal(x.frame_idx, y.frame_idx) and torch.equal(x.observed, y.observed) and x.task == y.task
+        )
 
 
 def test_default_tasks_are_valid_names():

@@ -44,7 +44,11 @@ def test_fold_closed_form():
 
 
 def test_video_is_deterministic_per_seed_and_index():
-    a, b, c = ShapesWorld(num_videos=5, seed=1), ShapesWorld(num_videos=5, seed=1), ShapesWorld(num_videos=5, seed=2)
+    a, b, c = (
+        ShapesWorld(num_videos=5, seed=1),
+        ShapesWorld(num_videos=5, seed=1),
+        ShapesWorld(num_videos=5, seed=2),
+    )
     idx = torch.tensor([0, 5, 40])
     assert torch.equal(a.render(2, idx), b.render(2, idx))
     assert not torch.equal(a.render(2, idx), a.render(3, idx))

@@ -31,7 +31,9 @@ def _frames(n: int, h: int = 24, w: int = 32) -> np.ndarray:
 
 def _mp4(path: Path, n: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=10, codec="libx264", macro_block_size=8, output_params=["-crf", "0"]) as w:
+    with imageio.get_writer(
+        path, fps=10, codec="libx264", macro_block_size=8, output_params=["-crf", "0"]
+    ) as w:
         for frame in _frames(n):
             w.append_data(frame)
 
@@ -98,7 +100,9 @@ def test_backends_agree_on_counts_and_frames(source, backend):
 
 def test_auto_backend_falls_back_when_decord_misreads_small_widths(tmp_path):
     path = tmp_path / "narrow.mp4"
-    with imageio.get_writer(path, fps=10, codec="libx264", macro_block_size=8, output_params=["-crf", "0"]) as w:
+    with imageio.get_writer(
+        path, fps=10, codec="libx264", macro_block_size=8, output_params=["-crf", "0"]
+    ) as w:
         for frame in _frames(5, 16, 16):
             w.append_data(frame)
     assert decode.count_frames(path) == 5
@@ -111,11 +115,21 @@ def test_index_skips_bad_files_with_a_warning_and_is_cached(folder, caplog, monk
     with caplog.at_level(logging.WARNING):
         ds = VideoFolder(folder, image_size=16)
     assert sorted(ds.paths) == ["a/clip.mp4", "b/anim.gif", "long.MP4"]
-    assert {ds.paths[i]: ds.num_frames(i) for i in range(len(ds))} == {"a/clip.mp4": 20, "b/anim.gif": 6, "long.MP4": 30}
+    assert {ds.paths[i]: ds.num_frames(i) for i in range(len(ds))} == {
+        "a/clip.mp4": 20,
+        "b/anim.gif": 6,
+        "long.MP4": 30,
+    }
     warned = caplog.text
     assert "2 unreadable" in warned and "empty.mp4" in warned and "junk.avi" in warned
     index = json.loads((folder / INDEX_NAME).read_text())
-    assert {e["path"] for e in index["entries"]} == {"a/clip.mp4", "b/anim.gif", "long.MP4", "empty.mp4", "junk.avi"}
+    assert {e["path"] for e in index["entries"]} == {
+        "a/clip.mp4",
+        "b/anim.gif",
+        "long.MP4",
+        "empty.mp4",
+        "junk.avi",
+    }
 
     def boom(*args, **kwargs):
         raise AssertionError("unchanged files must not be decoded again")
@@ -132,7 +146,11 @@ def test_index_is_invalidated_when_files_change(folder):
     (folder / "long.MP4").unlink()
     _mp4(folder / "new.mp4", 9)
     ds = VideoFolder(folder, image_size=16)
-    assert {ds.paths[i]: ds.num_frames(i) for i in range(len(ds))} == {"a/clip.mp4": 12, "b/anim.gif": 6, "new.mp4": 9}
+    assert {ds.paths[i]: ds.num_frames(i) for i in range(len(ds))} == {
+        "a/clip.mp4": 12,
+        "b/anim.gif": 6,
+        "new.mp4": 9,
+    }
     index = json.loads((folder / INDEX_NAME).read_text())
     assert "long.MP4" not in {e["path"] for e in index["entries"]}
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")], "index written atomically"
@@ -182,7 +200,9 @@ def test_short_videos_are_masked_or_skipped(folder, caplog):
     assert not sample["observed"][6:].any() and (sample["video"][6:] == 0).all()
     assert (sample["frame_idx"].diff() > 0).all()
     with caplog.at_level(logging.WARNING):
-        skipped = VideoFolder(folder, image_size=16, clip_length=10, short_videos="skip", sampler=FrameMaskSampler(8))
+        skipped = VideoFolder(
+            folder, image_size=16, clip_length=10, short_videos="skip", sampler=FrameMaskSampler(8)
+        )
     assert "b/anim.gif" not in skipped.paths and "anim.gif (6 frames)" in caplog.text
 
 
@@ -212,7 +232,7 @@ def test_split_paths_is_deterministic_and_stable():
     train, val = split_paths(paths, 0.1, seed=0)
     assert split_paths(paths, 0.1, seed=0) == (train, val)
     assert not set(train) & set(val) and len(train) + len(val) == 200 and 8 <= len(val) <= 35
-    train2, val2 = split_paths(paths + ["extra.mp4"], 0.1, seed=0)
+    _, val2 = split_paths(paths + ["extra.mp4"], 0.1, seed=0)
     assert set(val) <= set(val2)
     assert split_paths(paths[:2], 0.01)[1] != []  # at least one validation video
 
@@ -231,7 +251,9 @@ def test_errors_name_the_path(tmp_path, source):
     shutil.copy(source / "empty.mp4", bad / "empty.mp4")
     with pytest.raises(ValueError, match=r"none of the 2 video files .*could be decoded.*junk.avi"):
         VideoFolder(bad)
-    with pytest.raises(ValueError, match=r"clip_length: 100 frames .*longer than every video.*long.MP4.*30 frames"):
+    with pytest.raises(
+        ValueError, match=r"clip_length: 100 frames .*longer than every video.*long.MP4.*30 frames"
+    ):
         VideoFolder(source, clip_length=100, cache_index=False)
 
 

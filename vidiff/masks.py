@@ -110,12 +110,15 @@ class FrameMaskSampler:
         if not isinstance(max_frames, int) or max_frames < 2:
             raise ValueError(f"max_frames: expected an integer >= 2, got {max_frames!r}")
         if not isinstance(min_latent, int) or not 1 <= min_latent <= max_frames:
-            raise ValueError(f"min_latent: expected an integer in [1, max_frames={max_frames}], got {min_latent!r}")
+            raise ValueError(
+                f"min_latent: expected an integer in [1, max_frames={max_frames}], got {min_latent!r}"
+            )
         if max_observed is None:
             max_observed = max_frames - min_latent
         if not isinstance(max_observed, int) or not 0 <= max_observed <= max_frames - min_latent:
             raise ValueError(
-                f"max_observed: expected an integer in [0, max_frames - min_latent = {max_frames - min_latent}],"
+                f"max_observed: expected an integer in [0, max_frames - min_latent = "
+                f"{max_frames - min_latent}],"
                 f" got {max_observed!r}"
             )
         if spacing not in SPACINGS:
@@ -146,7 +149,8 @@ class FrameMaskSampler:
 
     def __repr__(self) -> str:
         return (
-            f"FrameMaskSampler(max_frames={self.max_frames}, tasks={self.tasks}, max_observed={self.max_observed},"
+            f"FrameMaskSampler(max_frames={self.max_frames}, tasks={self.tasks}, "
+            f"max_observed={self.max_observed},"
             f" min_latent={self.min_latent}, spacing={self.spacing!r})"
         )
 
@@ -243,7 +247,8 @@ class FrameMaskSampler:
         feasible = self.feasible_tasks(n)
         if not feasible:
             raise ValueError(
-                f"video_length: {video_length} frames fit none of the tasks {[t for t, w in self.tasks.items() if w]}"
+                f"video_length: {video_length} frames fit none of the tasks "
+                f"{[t for t, w in self.tasks.items() if w]}"
                 f" (min_latent={self.min_latent}); expected at least {self.min_length()} frames"
             )
         weights = torch.tensor([self.tasks[t] for t in feasible], dtype=torch.float64)

@@ -21,7 +21,15 @@ _EXPORTS = {
     "VideoFolderDataModule": "datamodule",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EpochSampler",
+    "ShapesDataModule",
+    "ShapesWorld",
+    "Tracks",
+    "VideoFolder",
+    "VideoFolderDataModule",
+    "sample_generator",
+]
 
 if TYPE_CHECKING:
     from .datamodule import ShapesDataModule, VideoFolderDataModule

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidiff.masks import FrameMaskSampler, SPACINGS
+from vidiff.masks import SPACINGS, FrameMaskSampler
 
 from .sampling import EpochSampler
 from .shapes import ShapesWorld
@@ -80,7 +80,7 @@ class _VideoDataModule(pl.LightningDataModule):
         )
 
     def resume(self, epoch: int, batches_done: int) -> None:
-        """Make the next train epoch ``epoch`` skip the ``batches_done`` batches this rank already consumed."""
+        """Make the next pass over epoch ``epoch`` skip the ``batches_done`` batches this rank consumed."""
         self._resume = (int(epoch), int(batches_done) * self.batch_size)
         if self.train_sampler is not None:
             self.train_sampler.set_start(*self._resume)
@@ -154,16 +154,27 @@ class ShapesDataModule(_VideoDataModule):
         if not isinstance(val_videos, int) or val_videos < 0:
             raise ValueError(f"val_videos: expected an integer >= 0, got {val_videos!r}")
         if max_frames > length:
-            raise ValueError(f"max_frames: expected at most length={length} frames per sample, got {max_frames}")
+            raise ValueError(
+                f"max_frames: expected at most length={length} frames per sample, got {max_frames}"
+            )
         self.save_hyperparameters()
         self.sampler = FrameMaskSampler(max_frames, tasks, max_observed, spacing=spacing)
-        world = dict(
-            length=length, image_size=image_size, min_objects=min_objects, max_objects=max_objects, speed=speed,
-            size=size, seed=seed, antialias=antialias, sampler=self.sampler,
-        )
+        world = {
+            "length": length,
+            "image_size": image_size,
+            "min_objects": min_objects,
+            "max_objects": max_objects,
+            "speed": speed,
+            "size": size,
+            "seed": seed,
+            "antialias": antialias,
+            "sampler": self.sampler,
+        }
         # build both worlds now: bad values fail at configuration time, and they cost nothing until rendered
         self.train_dataset = ShapesWorld(num_videos=train_videos, **world)
-        self.val_dataset = ShapesWorld(num_videos=val_videos, index_offset=train_videos, **world) if val_videos else None
+        self.val_dataset = (
+            ShapesWorld(num_videos=val_videos, index_offset=train_videos, **world) if val_videos else None
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Nothing to do: the worlds are procedural and built in ``__init__``."""
@@ -180,7 +191,8 @@ class VideoFolderDataModule(_VideoDataModule):
         max_frames: K, frames per sample.
         tasks, max_observed, spacing: mask sampler settings (see ``ShapesDataModule``).
         val_fraction: share of ``root``'s videos held out for validation (by a seeded hash of the path).
-        val_root: a separate validation folder; when given, all of ``root`` trains and ``val_fraction`` is unused.
+        val_root: a separate validation folder; when given, all of ``root`` trains (``val_fraction``
+            is unused).
         short_videos: "mask" (missing frames get ``valid=False``) or "skip".
         extensions: file extensions to include (None: mp4, avi, mov, webm, gif, mkv).
         cache_dir: where the frame-count index is kept (None: next to the videos).
@@ -208,9 +220,13 @@ class VideoFolderDataModule(_VideoDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, seed)
-        _positive(image_size=image_size, frame_stride=frame_stride, clip_length=clip_length, max_frames=max_frames)
+        _positive(
+            image_size=image_size, frame_stride=frame_stride, clip_length=clip_length, max_frames=max_frames
+        )
         if clip_length is not None and max_frames > clip_length:
-            raise ValueError(f"max_frames: expected at most clip_length={clip_length} frames, got {max_frames}")
+            raise ValueError(
+                f"max_frames: expected at most clip_length={clip_length} frames, got {max_frames}"
+            )
         if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
         if short_videos not in SHORT_VIDEOS:
@@ -219,18 +235,25 @@ class VideoFolderDataModule(_VideoDataModule):
             raise ValueError(f"spacing: expected one of {list(SPACINGS)}, got {spacing!r}")
         for name, folder in (("root", root), ("val_root", val_root)):
             if folder is not None and not Path(folder).expanduser().is_dir():
-                raise FileNotFoundError(f"{name}: video folder {str(folder)!r} does not exist or is not a folder")
+                raise FileNotFoundError(
+                    f"{name}: video folder {str(folder)!r} does not exist or is not a folder"
+                )
         self.save_hyperparameters()
         self.sampler = FrameMaskSampler(max_frames, tasks, max_observed, spacing=spacing)
         self.root, self.val_root, self.val_fraction = root, val_root, float(val_fraction)
-        self.folder_args = dict(
-            image_size=image_size, frame_stride=frame_stride, clip_length=clip_length, sampler=self.sampler,
-            extensions=tuple(extensions or DEFAULT_EXTENSIONS), short_videos=short_videos, cache_dir=cache_dir,
-            seed=seed,
-        )
+        self.folder_args = {
+            "image_size": image_size,
+            "frame_stride": frame_stride,
+            "clip_length": clip_length,
+            "sampler": self.sampler,
+            "extensions": tuple(extensions or DEFAULT_EXTENSIONS),
+            "short_videos": short_videos,
+            "cache_dir": cache_dir,
+            "seed": seed,
+        }
 
     def prepare_data(self) -> None:
-        """Decode and index new or changed files once (rank 0 of each node), so ``setup`` only reads the cache."""
+        """Index new or changed files once (rank 0 of each node), so ``setup`` only reads the cache."""
         exts = self.folder_args["extensions"]
         for folder in (self.root, self.val_root):
             if folder is not None:
@@ -253,5 +276,7 @@ class VideoFolderDataModule(_VideoDataModule):
             self.train_dataset, self.val_dataset = full, None
         log.info(
             "video folder %s: %d train videos, %d validation videos",
-            self.root, len(self.train_dataset), len(self.val_dataset) if self.val_dataset is not None else 0,
+            self.root,
+            len(self.train_dataset),
+            len(self.val_dataset) if self.val_dataset is not None else 0,
         )

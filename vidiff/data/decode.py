@@ -64,7 +64,9 @@ def _decord_reader(path: str):
     try:
         return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     except Exception as err:  # decord raises RuntimeError / DECORDError with C++ messages
-        raise DecodeError(f"{path}: decord cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+        raise DecodeError(
+            f"{path}: decord cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from err
 
 
 def _decord_count(path: str) -> int:
@@ -77,7 +79,7 @@ def _decord_count(path: str) -> int:
             count += 1
     except StopIteration:
         pass
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - C decoders raise anything; keep the frames that decoded
         log.debug("%s: decoding stopped after %d frames (%s)", path, count, err)
     if count != len(reader):
         log.debug("%s: %d frames decode, container metadata says %d", path, count, len(reader))
@@ -111,7 +113,7 @@ def _pyav_frames(path: str):
         stream.thread_type = "AUTO"
         try:
             yield from container.decode(stream)
-        except Exception as err:  # a truncated tail: keep what decoded
+        except Exception as err:  # noqa: BLE001 - a truncated tail: keep what decoded
             log.debug("%s: PyAV decoding stopped early (%s)", path, err)
 
 
@@ -143,12 +145,14 @@ def _ffmpeg_frames(path: str):
         gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
         meta = next(gen)
     except Exception as err:
-        raise DecodeError(f"{path}: ffmpeg cannot open it ({type(err).__name__}: {str(err).strip()[-200:]})") from err
+        raise DecodeError(
+            f"{path}: ffmpeg cannot open it ({type(err).__name__}: {str(err).strip()[-200:]})"
+        ) from err
     w, h = meta["size"]
     try:
         for raw in gen:
             yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a truncated tail: keep what decoded
         log.debug("%s: ffmpeg decoding stopped early (%s)", path, err)
     finally:
         gen.close()
@@ -196,7 +200,7 @@ def _pillow_count(path: str) -> int:
             count += 1
     except EOFError:
         pass
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - C decoders raise anything; keep the frames that decoded
         log.debug("%s: decoding stopped after %d frames (%s)", path, count, err)
     return count
 

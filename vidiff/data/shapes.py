@@ -79,7 +79,8 @@ def fold(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def caption_of(colors: list[str], shapes: list[str]) -> str:
-    """"a red circle", "a red circle and a blue square", "a red circle, a blue square and a green triangle"."""
+    """The caption: "a red circle", "a red circle and a blue square", "a red circle, a blue square and a
+    green triangle"."""
     parts = [f"a {c} {s}" for c, s in zip(colors, shapes)]
     if len(parts) <= 1:
         return "".join(parts)
@@ -140,7 +141,10 @@ class ShapesWorld(Dataset):
             raise ValueError(f"antialias: expected an integer >= 1 (1 = off), got {antialias!r}")
         self.sampler = sampler if sampler is not None else FrameMaskSampler(8)
         if length < self.sampler.min_length():
-            raise ValueError(f"length: expected at least {self.sampler.min_length()} frames for the mask tasks, got {length}")
+            raise ValueError(
+                f"length: expected at least {self.sampler.min_length()} frames for the mask tasks, "
+                f"got {length}"
+            )
         self.num_videos, self.length, self.image_size = num_videos, length, image_size
         self.min_objects, self.max_objects = min_objects, max_objects
         self.speed, self.size, self.seed = speed, size, seed
@@ -222,7 +226,7 @@ class ShapesWorld(Dataset):
 
     # ---------------------------------------------------------------------------------------------- sample
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        """The sample for ``index`` or ``(epoch, index)``: frames chosen by the mask sampler plus ground truth.
+        """The sample for ``index`` or ``(epoch, index)``: frames the mask sampler chose, and ground truth.
 
         Returns:
             dict with "video" (k, 3, h, w), "frame_idx" (k,), "observed" (k,), "valid" (k,), "caption", and
@@ -255,4 +259,3 @@ class ShapesWorld(Dataset):
             "shapes": torch.cat([tracks.shape_codes, torch.full((n_max - m,), -1)]),
             "sizes": torch.cat([tracks.sizes, torch.zeros(n_max - m)]),
         }
-

@@ -38,7 +38,7 @@ def _names(paths: Sequence[str], limit: int = 10) -> str:
 
 
 def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """(k, c, h, w) float -> (k, c, size, size): shorter side resized to ``size`` (antialiased), centre crop."""
+    """(k, c, h, w) float -> (k, c, size, size): shorter side resized (antialiased), centre crop."""
     h, w = frames.shape[-2:]
     if (h, w) != (size, size):
         scale = size / min(h, w)
@@ -112,11 +112,17 @@ class VideoFolder(Dataset):
     ) -> None:
         self.sampler = sampler if sampler is not None else FrameMaskSampler(8)
         k = self.sampler.max_frames
-        for name, value in (("image_size", image_size), ("frame_stride", frame_stride), ("min_frames", min_frames)):
+        for name, value in (
+            ("image_size", image_size),
+            ("frame_stride", frame_stride),
+            ("min_frames", min_frames),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
         if clip_length is not None and (not isinstance(clip_length, int) or clip_length < k):
-            raise ValueError(f"clip_length: expected None or an integer >= max_frames={k}, got {clip_length!r}")
+            raise ValueError(
+                f"clip_length: expected None or an integer >= max_frames={k}, got {clip_length!r}"
+            )
         if short_videos not in SHORT_VIDEOS:
             raise ValueError(f"short_videos: expected one of {list(SHORT_VIDEOS)}, got {short_videos!r}")
         if backend not in BACKENDS:
@@ -127,7 +133,12 @@ class VideoFolder(Dataset):
         if not root.is_dir():
             raise NotADirectoryError(f"root: expected a folder of videos, {str(root)!r} is not a folder")
         self.root, self.image_size, self.frame_stride = root, image_size, frame_stride
-        self.clip_length, self.short_videos, self.backend, self.seed = clip_length, short_videos, backend, seed
+        self.clip_length, self.short_videos, self.backend, self.seed = (
+            clip_length,
+            short_videos,
+            backend,
+            seed,
+        )
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.min_frames = max(min_frames, self.sampler.min_length())
         cache = index_path(root, cache_dir) if cache_index else None
@@ -144,7 +155,9 @@ class VideoFolder(Dataset):
 
     def _usable(self, entries: list[IndexEntry]) -> list[tuple[str, int]]:
         """Drop unreadable and too-short files (warning with their names); errors when nothing is left."""
-        unreadable = [f"{e.path} ({e.error or 'no frames decode'})" for e in entries if e.error or e.frames == 0]
+        unreadable = [
+            f"{e.path} ({e.error or 'no frames decode'})" for e in entries if e.error or e.frames == 0
+        ]
         readable = [e for e in entries if not e.error and e.frames > 0]
         if not readable:
             raise ValueError(
@@ -157,25 +170,40 @@ class VideoFolder(Dataset):
         longest = max(readable, key=lambda e: e.frames)
         if self.clip_length is not None and self._strided(longest.frames) < self.clip_length:
             raise ValueError(
-                f"clip_length: {self.clip_length} frames (frame_stride={self.frame_stride}) is longer than every "
+                f"clip_length: {self.clip_length} frames (frame_stride={self.frame_stride}) is longer than "
+                f"every "
                 f"video under {str(self.root)!r}; the longest, {longest.path}, has {longest.frames} frames "
                 f"({self._strided(longest.frames)} after the stride); expected a clip_length of at most that"
             )
         short = [f"{e.path} ({e.frames} frames)" for e in readable if self._strided(e.frames) < need]
         usable = [(e.path, e.frames) for e in readable if self._strided(e.frames) >= need]
         if unreadable:
-            log.warning("skipping %d unreadable video file(s) under %s: %s", len(unreadable), self.root, _names(unreadable))
+            log.warning(
+                "skipping %d unreadable video file(s) under %s: %s",
+                len(unreadable),
+                self.root,
+                _names(unreadable),
+            )
         if short:
             log.warning(
                 "skipping %d video(s) under %s shorter than %d frames (frame_stride=%d): %s",
-                len(short), self.root, need, self.frame_stride, _names(short),
+                len(short),
+                self.root,
+                need,
+                self.frame_stride,
+                _names(short),
             )
         if not usable:
             raise ValueError(
                 f"root: no video under {str(self.root)!r} has at least {need} frames after frame_stride="
                 f"{self.frame_stride}; the longest, {longest.path}, has {longest.frames}"
             )
-        log.info("video folder %s: %d usable videos, %d skipped", self.root, len(usable), len(entries) - len(usable))
+        log.info(
+            "video folder %s: %d usable videos, %d skipped",
+            self.root,
+            len(usable),
+            len(entries) - len(usable),
+        )
         return usable
 
     # --------------------------------------------------------------------------------------------- views
@@ -258,5 +286,10 @@ class VideoFolder(Dataset):
                 return self._load(epoch, j)
             except (DecodeError, OSError) as err:
                 self._bad.add(j)
-                log.warning("skipping unreadable video %s (%s); %d skipped so far", self.videos[j][0], err, len(self._bad))
+                log.warning(
+                    "skipping unreadable video %s (%s); %d skipped so far",
+                    self.videos[j][0],
+                    err,
+                    len(self._bad),
+                )
         raise RuntimeError(f"root: every video under {str(self.root)!r} failed to decode")

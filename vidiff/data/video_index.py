@@ -49,7 +49,9 @@ def scan(root: Path, extensions: tuple[str, ...]) -> list[Path]:
     files = [
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in exts and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in exts
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
@@ -62,7 +64,7 @@ def default_cache_path(root: Path) -> Path:
 
 
 def index_path(root: Path, cache_dir: str | Path | None = None) -> Path:
-    """Where the index of ``root`` lives: ``<cache_dir>/index-<hash of root>.json`` or :func:`default_cache_path`."""
+    """The index file of ``root``: ``<cache_dir>/index-<hash of root>.json``, or the default."""
     if cache_dir is None:
         return default_cache_path(root)
     digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
@@ -77,7 +79,7 @@ def _load(path: Path) -> dict[str, IndexEntry]:
         return {e["path"]: IndexEntry(**e) for e in data["entries"]}
     except FileNotFoundError:
         return {}
-    except Exception as err:  # a damaged cache is rebuilt, never fatal
+    except Exception as err:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
         log.warning("ignoring unreadable video index %s (%s); rebuilding it", path, err)
         return {}
 
