@@ -1,0 +1,231 @@
+"""Samplers as plain functions over a denoiser callable ``denoiser(x_t, t) -> prediction`` (t: LongTensor (b,)).
+
+Every sampler takes the state ``x`` at the first of ``timesteps`` (decreasing original timesteps, see
+:mod:`vidiff.diffusion.spacing`), visits each timestep once and ends at clean data (alpha-bar = 1). They work on
+any rank (images ``(b, c, h, w)``, videos ``(b, t, c, h, w)``) and device, draw all randomness from ``generator``
+and know nothing of text, frames or guidance (see :mod:`vidiff.diffusion.guidance` and
+:class:`vidiff.diffusion.hooks.SamplingHooks`). Symbols: a_t = alpha-bar_t, alpha_t = sqrt(a_t) and
+sigma_t = sqrt(1 - a_t) in DPM-Solver's notation, s = the next (less noisy) timestep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from vidiff.diffusion.guidance import Denoiser
+from vidiff.diffusion.hooks import Callback, SamplingHooks, denoise, randn_like
+from vidiff.diffusion.schedule import NoiseSchedule
+from vidiff.diffusion.spacing import make_timesteps
+from vidiff.diffusion.utils import check_choice, check_same_shape
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+
+
+def _check_timesteps(timesteps: Sequence[int], schedule: NoiseSchedule) -> list[int]:
+    ts = [int(t) for t in timesteps]
+    if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or any(a <= b for a, b in zip(ts, ts[1:])):
+        raise ValueError(
+            f"timesteps must be non-empty, strictly decreasing and in [0, {schedule.num_timesteps - 1}]; got {ts}"
+        )
+    return ts
+
+
+@torch.no_grad()
+def sample_ddpm(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    *,
+    generator: torch.Generator | None = None,
+    hooks: SamplingHooks | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling, DDPM (Ho et al. 2020, Algorithm 2, posterior eq. 6-7) on respaced steps (Nichol & Dhariwal 2021, sec. 4).
+
+    The schedule is respaced to ``timesteps`` (betas recomputed from the alpha-bars there, improved-diffusion's
+    ``SpacedDiffusion``); each step draws ``x_s ~ q(x_s | x_t, x0_hat)`` with the posterior variance ("fixed small"),
+    and the last step returns the posterior mean, which is x0_hat.
+    """
+    ts = _check_timesteps(timesteps, schedule)
+    hooks = (hooks or SamplingHooks()).validate(x)
+    spaced = schedule.respace(ts)  # step j of `spaced` is the j-th smallest of ts
+    total = len(ts)
+    for i, t in enumerate(ts):
+        j = total - 1 - i
+        x, x0, _ = denoise(denoiser, x, t, schedule, hooks, generator, i, total)
+        # 1. posterior mean mu~_t(x_t, x0_hat) = coef1 * x0_hat + coef2 * x_t and variance beta~_t (eq. 7)
+        mean, var, _ = spaced.q_posterior(x0, x, j)
+        # 2. x_s = mu~ + sqrt(beta~) z, no noise on the last step (Algorithm 2, line 3)
+        x = mean + math.sqrt(var) * randn_like(x, generator) if j > 0 else mean
+    return hooks.finish(x)
+
+
+@torch.no_grad()
+def sample_ddim(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    *,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    hooks: SamplingHooks | None = None,
+) -> torch.Tensor:
+    """DDIM update, Song et al. 2021, eq. 12 with sigma_t(eta) of eq. 16: eta = 0 is deterministic, eta = 1 is DDPM.
+
+    ``x_s = sqrt(a_s) x0_hat + sqrt(1 - a_s - sigma^2) eps_hat + sigma z`` with
+    ``sigma = eta sqrt((1 - a_s) / (1 - a_t)) sqrt(1 - a_t / a_s)``; the last step goes to a_s = 1 (x_s = x0_hat).
+    """
+    if not eta >= 0:
+        raise ValueError(f"eta must be >= 0; got {eta!r}")
+    ts = _check_timesteps(timesteps, schedule)
+    hooks = (hooks or SamplingHooks()).validate(x)
+    ab = schedule.alphas_cumprod_f64
+    total = len(ts)
+    for i, t in enumerate(ts):
+        x, x0, eps = denoise(denoiser, x, t, schedule, hooks, generator, i, total)
+        a_t = float(ab[t])
+        a_s = float(ab[ts[i + 1]]) if i + 1 < total else 1.0
+        # 1. sigma_t(eta), eq. 16
+        sigma = eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))
+        # 2. "direction pointing to x_t", eq. 12
+        direction = math.sqrt(max(1 - a_s - sigma**2, 0.0)) * eps
+        # 3. x_s = sqrt(a_s) * "predicted x0" + direction + random noise
+        x = math.sqrt(a_s) * x0 + direction
+        if sigma > 0:
+            x = x + sigma * randn_like(x, generator)
+    return hooks.finish(x)
+
+
+def _log_snr_half(a: float) -> float:
+    """lambda = log(alpha / sigma) = 0.5 * log(a / (1 - a)); -inf at a = 0 (zero terminal SNR)."""
+    return -math.inf if a == 0 else 0.5 * (math.log(a) - math.log1p(-a))
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    *,
+    generator: torch.Generator | None = None,
+    hooks: SamplingHooks | None = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as k-diffusion's ``sample_dpmpp_2m``.
+
+    ``x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D`` with ``h = lambda_s - lambda_t``, ``D = x0_hat`` on the
+    first step and ``D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h``, afterwards; the final step
+    to clean data is first order (sigma_s = 0 gives x_s = x0_hat). ``generator`` only feeds the known-region hook.
+    """
+    ts = _check_timesteps(timesteps, schedule)
+    hooks = (hooks or SamplingHooks()).validate(x)
+    ab = schedule.alphas_cumprod_f64
+    total = len(ts)
+    x0_prev, h_prev = None, None
+    for i, t in enumerate(ts):
+        x, x0, _ = denoise(denoiser, x, t, schedule, hooks, generator, i, total)
+        if i + 1 == total:
+            x = x0  # final step to sigma_s = 0: first order, x_s = x0_hat
+            break
+        a_t, a_s = float(ab[t]), float(ab[ts[i + 1]])
+        alpha_s, sigma_s, sigma_t = math.sqrt(a_s), math.sqrt(1 - a_s), math.sqrt(1 - a_t)
+        # 1. step size in log-SNR, h_i = lambda_{t_i} - lambda_{t_{i-1}}
+        h = _log_snr_half(a_s) - _log_snr_half(a_t)
+        # 2. D_i: first order on the first step, else the second-order multistep combination (r_i = h_{i-1} / h_i)
+        if x0_prev is None:
+            d = x0
+        else:
+            c = 1 / (2 * (h_prev / h))  # 0 when h_prev is inf (zero-terminal-SNR first step)
+            d = (1 + c) * x0 - c * x0_prev
+        # 3. x_{t_i} = sigma_{t_i}/sigma_{t_{i-1}} x - alpha_{t_i} (e^{-h_i} - 1) D_i
+        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+    return hooks.finish(x)
+
+
+@torch.no_grad()
+def sample(
+    denoiser: Denoiser,
+    noise: torch.Tensor,
+    schedule: NoiseSchedule,
+    sampler: str = "ddpm",
+    steps: int = 50,
+    eta: float = 0.0,
+    prediction: str = "eps",
+    spacing: str = "leading",
+    generator: torch.Generator | None = None,
+    *,
+    steps_offset: int = 0,
+    threshold: str | None = None,
+    dynamic_percentile: float = 0.995,
+    init: torch.Tensor | None = None,
+    strength: float = 1.0,
+    known: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    known_noised: bool = True,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Draws samples: runs ``sampler`` over ``steps`` timesteps chosen by ``spacing``, starting from ``noise``.
+
+    Args:
+        denoiser: ``denoiser(x_t, t) -> prediction`` (x_t ``(b, ...)``, t LongTensor ``(b,)``); wrap conditioning
+            and guidance around the model with :func:`vidiff.diffusion.classifier_free_guidance` or a closure.
+        noise: Standard normal noise ``(b, ...)``: images ``(b, c, h, w)``, videos ``(b, t, c, h, w)``.
+        schedule: The schedule the model was trained with.
+        sampler: ``"ddpm"`` (ancestral), ``"ddim"`` or ``"dpmpp_2m"``.
+        steps: Number of sampling steps (model evaluations), 1 <= steps <= num_timesteps.
+        eta: DDIM's eta (0 = deterministic); only for ``sampler="ddim"``.
+        prediction: What the denoiser predicts: ``"eps"``, ``"x0"`` or ``"v"``.
+        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"`` (diffusers' meanings).
+        generator: Source of every random draw (DDPM / DDIM noise, known-region noise).
+        steps_offset: diffusers' ``steps_offset`` for leading spacing.
+        threshold: ``None``, ``"static"`` or ``"dynamic"`` thresholding of x0_hat at each step.
+        dynamic_percentile: Percentile p of dynamic thresholding.
+        init: Start-from-image (SDEdit): data ``(b, ...)`` like ``noise``, noised to the first used timestep.
+        strength: With ``init``: in [0, 1], the fraction of the steps that are run (diffusers' img2img rule,
+            ``int(steps * strength)`` last steps); 0 returns ``init``, 1 starts from pure ``noise``.
+        known: Known content ``(b, ...)`` like ``noise`` (inpainting, observed video frames).
+        known_mask: Bool tensor of noise's rank broadcastable to its shape, True where ``known`` applies.
+        known_noised: True: known elements of x_t are ``q_sample(known, t)`` with fresh noise at every step;
+            False: they are the clean ``known`` (vidiff's video model). Either way they equal ``known`` at the end.
+        callback: ``callback(step_index, total, x_t, x0_hat)`` after each model evaluation.
+
+    Returns:
+        Samples x0 with noise's shape, dtype and device.
+    """
+    check_choice("sampler", sampler, SAMPLERS)
+    timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
+    if eta != 0 and sampler != "ddim":
+        raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
+    hooks = SamplingHooks(prediction, threshold, dynamic_percentile, known, known_mask, known_noised, callback)
+    hooks = hooks.validate(noise)
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must lie in [0, 1]; got {strength!r}")
+    x = noise
+    if init is None:
+        if strength != 1:
+            raise ValueError(f"strength={strength!r} needs an init image (init=None)")
+    else:
+        check_same_shape("init", init, noise.shape, "noise")
+        init = init.to(device=noise.device, dtype=noise.dtype)
+        kept = min(int(steps * strength), steps)  # diffusers' img2img: run the last `kept` timesteps
+        if kept == 0:
+            return hooks.finish(init.clone())
+        if kept < steps:
+            timesteps = timesteps[steps - kept :]
+            x = schedule.q_sample(init, timesteps[0], noise)  # SDEdit: destroy the image down to t_start
+    if prediction == "eps" and float(schedule.alphas_cumprod_f64[timesteps[0]]) == 0:
+        raise ValueError(
+            f"prediction='eps' is undefined at t={timesteps[0]} where alphas_cumprod is 0 (zero terminal SNR): "
+            "x_t is pure noise there, so eps says nothing about x0. Use a v- or x0-prediction model, or a spacing "
+            "that does not start at the last timestep."
+        )
+    if sampler == "ddpm":
+        return sample_ddpm(denoiser, x, schedule, timesteps, generator=generator, hooks=hooks)
+    if sampler == "ddim":
+        return sample_ddim(denoiser, x, schedule, timesteps, eta=eta, generator=generator, hooks=hooks)
+    return sample_dpmpp_2m(denoiser, x, schedule, timesteps, generator=generator, hooks=hooks)
