@@ -1,6 +1,7 @@
 """KL autoencoder: ldm module names, shapes, posterior closed forms, chunked video == unchunked, save / load."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -189,3 +190,21 @@ def test_module_learns_and_checkpoint_loads(tmp_path):
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(ValueError, match="reconstruction"):
         AutoencoderModule(reconstruction="lpips")
+
+
+def test_shapes_f4_config_instantiates_with_lightning_cli():
+    import pytorch_lightning as pl
+    from pytorch_lightning.cli import LightningCLI
+
+    pytest.importorskip("vidiff.data")
+    config = Path(__file__).resolve().parents[1] / "configs" / "autoencoder" / "shapes_f4.yaml"
+    cli = LightningCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True,
+                       subclass_mode_data=True, run=False, args=["--config", str(config)])
+    ae = cli.model.autoencoder
+    assert ae.downsampling_factor == 4 and ae.latent_channels == 4
+    cli.datamodule.setup("fit")
+    batch = next(iter(cli.datamodule.train_dataloader()))
+    with torch.no_grad():
+        out = cli.model.losses(batch["video"][:1, :2].flatten(0, 1), sample=False)
+    assert out["z"].shape == (2, 4, 8, 8) and torch.isfinite(out["loss"])
+    assert cli.model.generate(batch).shape == batch["video"].shape

@@ -115,6 +115,13 @@ class AutoencoderModule(pl.LightningModule):
         self.log_dict({f"val/{k}": out[k] for k in ("loss", "rec", "kl", "psnr")}, prog_bar=True,
                       batch_size=len(frames))
 
+    @torch.no_grad()
+    def generate(self, batch: dict[str, Any], **ignored: Any) -> Tensor:
+        """Reconstructions ``(b, t, c, h, w)`` of ``batch["video"]`` (posterior mode), for the sample-video
+        callback (``vidiff.lit.callbacks.SampleVideos`` writes them next to the real frames)."""
+        ae = self.autoencoder
+        return ae.decode_video(ae.encode_video(batch["video"])).clamp(-1, 1)
+
     def _track_latents(self, z: Tensor) -> None:
         self.latent_sq += (z.pow(2).mean() - self.latent_sq) / (self.latent_count + 1).clamp_max(1000)
         self.latent_count += 1
