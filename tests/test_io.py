@@ -93,6 +93,7 @@ def test_existing_file_replaced_atomically_and_no_temp_left(tmp_path):
     write_video(target, _ramp(t=5))
     assert count_frames(target) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others (a served gallery), not mkstemp's 0600
 
 
 def test_zero_byte_encoder_is_an_error(tmp_path, monkeypatch):

@@ -56,7 +56,7 @@ def to_uint8(video: ArrayLike) -> np.ndarray:
 
 def to_float(frames: np.ndarray) -> torch.Tensor:
     """uint8 ``(t, h, w, c)`` frames -> float ``(t, c, h, w)`` tensor in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1.0
+    x = torch.from_numpy(np.array(frames, dtype=np.float32)) / 127.5 - 1.0
     return rearrange(x, "t h w c -> t c h w")
 
 

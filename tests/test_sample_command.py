@@ -1,0 +1,123 @@
+"""`vidiff sample` end to end on a tiny randomly initialised checkpoint, and its bad-input errors."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidiff.commands import sample as cmd
+from vidiff.io import count_frames, write_video
+
+K = 20
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from vidiff.lit import VideoDiffusion
+    from vidiff.nn.unet import SpaceTimeUNet
+
+    torch.manual_seed(0)
+    net = SpaceTimeUNet(in_channels=3, model_channels=8, channel_mult=[1], num_res_blocks=1,
+                        attention_resolutions=[], num_heads=1, norm_groups=4)
+    model = VideoDiffusion(net=net, image_size=8, channels=3, max_frames=K, num_timesteps=100, ema_decay=0.9)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return path
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    return parser.parse_args([str(a) for a in argv])
+
+
+def test_300_frame_video_end_to_end(tiny_ckpt, tmp_path):
+    decord = pytest.importorskip("decord")
+    out = tmp_path / "run"
+    args = _args("--ckpt", tiny_ckpt, "--length", 300, "--steps", 1, "--num-videos", 1, "--out", out,
+                 "--png-strip", "--gif", "--batch-budget", 64, "--no-progress")
+    assert cmd.run(args) == 0
+    assert len(decord.VideoReader(str(out / "video_000.mp4"))) == 300
+    assert count_frames(out / "video_000.mp4") == 300
+    assert (out / "video_000.gif").is_file() and (out / "video_000.png").is_file()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["scheme"] == "hierarchy-2" and settings["max_frames"] == K and settings["length"] == 300
+    page = (out / "index.html").read_text()
+    assert 'src="video_000.mp4"' in page and "hierarchy-2" in page
+    assert not (out / "state").exists()  # the resume state is removed after a finished run
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_continue_clip_keeps_observed_frames_and_resumes(tiny_ckpt, tmp_path):
+    clip = torch.linspace(-0.8, 0.8, 6)[:, None, None, None].expand(6, 3, 8, 8)
+    write_video(tmp_path / "clip.mp4", clip, crf=0)
+    base = ["--ckpt", tiny_ckpt, "--length", 40, "--steps", 1, "--num-videos", 2, "--observed", tmp_path / "clip.mp4",
+            "--num-observed", 4, "--no-progress"]
+    full = cmd.sample_to_folder(_args(*base, "--out", tmp_path / "a"))
+    assert full["given_frames"] == 4
+    with pytest.raises(Exception, match="stopped after wave 0"):
+        cmd.sample_to_folder(_args(*base, "--out", tmp_path / "b", "--stop-after-wave", 0))
+    assert (tmp_path / "b" / "state" / "state.safetensors").is_file()
+    cmd.sample_to_folder(_args(*base, "--out", tmp_path / "b", "--resume", "--batch-budget", 1))
+    for i in range(2):
+        a = (tmp_path / "a" / f"video_00{i}.mp4").read_bytes()
+        assert a == (tmp_path / "b" / f"video_00{i}.mp4").read_bytes()
+    from vidiff.io import read_video
+
+    got = read_video(tmp_path / "a" / "video_000.mp4", num_frames=4)
+    assert (got - clip[:4]).abs().mean() < 0.03
+
+
+def _png(path, value):
+    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+    return path
+
+
+def test_keyframes_interpolate(tiny_ckpt, tmp_path):
+    a, b = _png(tmp_path / "a.png", 20), _png(tmp_path / "b.png", 230)
+    out = tmp_path / "kf"
+    s = cmd.sample_to_folder(_args("--ckpt", tiny_ckpt, "--length", 30, "--steps", 1, "--num-videos", 1,
+                                   "--keyframes", a, b, "--keyframe-indices", 0, 29, "--out", out, "--no-progress"))
+    assert s["scheme"] == "interpolate" and s["given_frames"] == 2
+    assert count_frames(out / "video_000.mp4") == 30
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--length", 10], "--length"),
+        (["--sampler", "euler"], "--sampler"),
+        (["--scheme", "zigzag"], "--scheme"),
+        (["--keyframes", "KEY", "--keyframe-indices", 45], "--keyframe-indices"),
+        (["--keyframes", "KEY", "KEY", "--keyframe-indices", 3], "--keyframe-indices"),
+        (["--observed", "CLIP", "--num-observed", 9], "--num-observed"),
+        (["--observed", "CLIP", "--num-observed", 3, "--length", 20, "--max-frames", 4, "--step-size", 4],
+         "step_size"),
+        (["--prompt", "a red ball"], "--prompt"),
+        (["--steps", 0], "--steps"),
+    ],
+)
+def test_bad_input_names_the_argument(tiny_ckpt, tmp_path, extra, match, capsys):
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, torch.zeros(5, 3, 8, 8))
+    key = _png(tmp_path / "k.png", 100)
+    extra = [clip if e == "CLIP" else key if e == "KEY" else e for e in extra]
+    args = _args("--ckpt", tiny_ckpt, "--length", 40, "--out", tmp_path / "o", "--no-progress", *extra)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        cmd.sample_to_folder(args)
+    assert cmd.run(args) == 2 and match in capsys.readouterr().err
+
+
+def test_checkpoint_without_model(tmp_path):
+    bad = tmp_path / "empty.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}}, bad)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    for path in (bad, junk):
+        with pytest.raises(ValueError, match="--ckpt"):
+            cmd.sample_to_folder(_args("--ckpt", path, "--out", tmp_path / "o"))
+    with pytest.raises(FileNotFoundError, match="--ckpt"):
+        cmd.sample_to_folder(_args("--ckpt", tmp_path / "missing.ckpt", "--out", tmp_path / "o"))

@@ -1,0 +1,261 @@
+"""`vidiff sample`: long videos from a trained checkpoint, written as mp4 (+ gif, png strip) with a gallery page.
+
+    vidiff sample --ckpt runs/shapes_tiny/checkpoints/last.ckpt --scheme hierarchy-2 --length 300 \\
+        --max-frames 8 --sampler ddim --steps 50 --num-videos 4 --seed 0 --out samples/long
+
+Conditioning: ``--observed clip.mp4 --num-observed 10`` continues a clip (its first frames, resized to the
+model's size, become frames 0..n-1); ``--keyframes a.png b.png --keyframe-indices 0 40`` (or one video file)
+fixes keyframes to interpolate between; ``--prompt`` conditions a text model (``--guidance`` for CFG).
+See docs/sampling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+HELP = "sample long videos from a checkpoint with a long-video scheme (mp4 / gif / png strip + index.html)"
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options (also the keys of scripts/sample_batch.py's config files, with ``_``)."""
+    g = parser.add_argument_group("model and plan")
+    g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
+    g.add_argument("--scheme", default=None,
+                   help="long-video scheme (default hierarchy-2; interpolate with --keyframes); see `vidiff scheme`")
+    g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
+    g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
+    g.add_argument("--step-size", type=int, default=None, help="frames generated per stage (default K // 2)")
+    g = parser.add_argument_group("sampler")
+    g.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (default ddim)")
+    g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
+    g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
+    g.add_argument("--spacing", default=None, help="timestep spacing: leading, trailing or linspace")
+    g.add_argument("--recon-guidance", type=float, default=0.0,
+                   help="reconstruction guidance weight w_r (Ho et al. 2022, eq. 7); 0 = off (default)")
+    g.add_argument("--num-videos", type=int, default=4, help="videos to sample (default 4)")
+    g.add_argument("--seed", type=int, default=0, help="seed; video i of a run is the same for any batching")
+    g.add_argument("--batch-budget", type=int, default=16,
+                   help="most stage x video items per forward pass (1 = sequential; default 16)")
+    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    g.add_argument("--decode-chunk", type=int, default=16, help="frames per autoencoder decode call (latent models)")
+    g = parser.add_argument_group("conditioning")
+    g.add_argument("--observed", default=None, help="a video to continue: its first --num-observed frames are given")
+    g.add_argument("--num-observed", type=int, default=None, help="frames of --observed to use (default: all)")
+    g.add_argument("--keyframes", nargs="+", default=None, help="images (or one video) fixed at --keyframe-indices")
+    g.add_argument("--keyframe-indices", nargs="+", type=int, default=None,
+                   help="positions of the keyframes in the video (default: spread evenly)")
+    g.add_argument("--prompt", default=None, help="text prompt (models with a text encoder)")
+    g.add_argument("--negative-prompt", default=None, help="negative prompt used in place of the empty one in CFG")
+    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--fps", type=float, default=8.0, help="frames per second of the mp4 / gif (default 8)")
+    g.add_argument("--crf", type=int, default=18, help="x264 CRF, 0 lossless .. 51 worst (default 18)")
+    g.add_argument("--quality", type=float, default=None, help="imageio quality 1..10, replaces --crf when given")
+    g.add_argument("--gif", action="store_true", help="also write a gif per video")
+    g.add_argument("--png-strip", action="store_true", help="also write a png strip of frames per video")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
+
+
+def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
+    """The :class:`vidiff.sample.VideoModel` of a checkpoint; bad files raise ValueError naming ``--ckpt``."""
+    from vidiff.lit import load_model
+    from vidiff.sample import VideoModel
+
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"--ckpt: no checkpoint file at {ckpt!r}")
+    try:
+        module = load_model(ckpt, device=device)
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:
+        raise ValueError(f"--ckpt: {ckpt} does not hold a usable vidiff model ({err})") from err
+    except Exception as err:  # unpickling garbage raises assorted types
+        raise ValueError(f"--ckpt: cannot read {ckpt} as a checkpoint ({type(err).__name__}: {err})") from err
+    return VideoModel.from_module(module)
+
+
+def _read_image(path: str, size: tuple[int, int]) -> torch.Tensor:
+    """An image file as ``(1, c, h, w)`` in [-1, 1], resized to ``size``."""
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from vidiff.io import to_float
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--keyframes: no file at {path!r}")
+    with Image.open(path) as im:
+        frame = to_float(np.asarray(im.convert("RGB"))[None])
+    return F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+
+
+def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) -> tuple[torch.Tensor | None, list[int]]:
+    """Pixel frames the user fixes and their positions, from ``--observed`` and ``--keyframes``.
+
+    Returns:
+        ``((1, g, c, h, w) in [-1, 1] or None, g indices)``.
+    """
+    from vidiff.io import count_frames, read_video
+
+    c, h, w = image_shape
+    frames: list[torch.Tensor] = []
+    idx: list[int] = []
+    if args.num_observed is not None and args.observed is None:
+        raise ValueError("--num-observed: needs --observed CLIP")
+    if args.observed is not None:
+        total = count_frames(args.observed) if Path(args.observed).is_file() else None
+        if total is None:
+            raise FileNotFoundError(f"--observed: no video file at {args.observed!r}")
+        n = total if args.num_observed is None else args.num_observed
+        if n < 1:
+            raise ValueError(f"--num-observed: expected >= 1, got {n}")
+        if n > total:
+            raise ValueError(f"--num-observed: {args.observed} has only {total} frames, fewer than {n}")
+        frames.append(read_video(args.observed, num_frames=n, size=(h, w)))
+        idx += list(range(n))
+    if args.keyframe_indices is not None and args.keyframes is None:
+        raise ValueError("--keyframe-indices: needs --keyframes")
+    if args.keyframes is not None:
+        if len(args.keyframes) == 1 and Path(args.keyframes[0]).suffix.lower() in VIDEO_SUFFIXES:
+            if not Path(args.keyframes[0]).is_file():
+                raise FileNotFoundError(f"--keyframes: no video file at {args.keyframes[0]!r}")
+            keys = read_video(args.keyframes[0], size=(h, w))
+        else:
+            keys = torch.cat([_read_image(p, (h, w)) for p in args.keyframes])
+        positions = args.keyframe_indices
+        if positions is None:
+            positions = torch.linspace(0, args.length - 1, len(keys)).round().long().tolist()
+        if len(keys) < len(positions) or (len(keys) != len(positions) and len(args.keyframes) > 1):
+            raise ValueError(f"--keyframe-indices: {len(positions)} indices for {len(keys)} keyframes")
+        keys = keys[: len(positions)]
+        bad = [i for i in positions if not 0 <= i < args.length]
+        if bad:
+            raise ValueError(f"--keyframe-indices: indices must lie in [0, --length={args.length}), got {bad}")
+        if len(set(positions)) != len(positions) or set(positions) & set(idx):
+            raise ValueError(f"--keyframe-indices: indices must be distinct and not observed frames, got {positions}")
+        frames.append(keys)
+        idx += list(positions)
+    if not frames:
+        return None, []
+    video = torch.cat(frames)
+    if video.shape[1] != c:
+        video = video.mean(1, keepdim=True) if c == 1 else video[:, :c]
+    if len(idx) >= args.length:
+        raise ValueError(f"--num-observed/--keyframes: {len(idx)} given frames leave nothing to generate "
+                         f"in --length={args.length}")
+    return video[None], idx
+
+
+def text_conditioning(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(context (n, L, d), null (1, L, d))`` for a text model, or ``(None, None)``."""
+    enc = model.text_encoder
+    if enc is None:
+        for name in ("prompt", "negative_prompt"):
+            if getattr(args, name) is not None:
+                raise ValueError(f"--{name.replace('_', '-')}: this model has no text encoder")
+        return None, None
+    with torch.no_grad():
+        context = enc.encode([args.prompt or ""] * args.num_videos) if args.prompt else enc.null_embedding(args.num_videos)
+        null = enc.encode([args.negative_prompt]) if args.negative_prompt else enc.null_embedding(1)
+    return context, null
+
+
+def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
+    """Validate the plan and sampler options; returns ``(scheme, max_frames)``."""
+    from vidiff.diffusion import SAMPLERS, SPACINGS
+    scheme = args.scheme or ("interpolate" if args.keyframes and not args.observed else "hierarchy-2")
+    max_frames = args.max_frames or model.max_frames
+    if max_frames is None:
+        raise ValueError("--max-frames: the checkpoint does not record K; pass --max-frames")
+    if model.max_frames is not None and max_frames > model.max_frames:
+        log.warning("--max-frames %d exceeds the %d frames the model was trained with", max_frames, model.max_frames)
+    if args.length < max_frames:
+        raise ValueError(f"--length: expected at least --max-frames={max_frames} frames, got {args.length}")
+    if args.sampler not in SAMPLERS:
+        raise ValueError(f"--sampler: unknown sampler {args.sampler!r}; valid names: {', '.join(SAMPLERS)}")
+    if args.spacing is not None and args.spacing not in SPACINGS:
+        raise ValueError(f"--spacing: unknown spacing {args.spacing!r}; valid names: {', '.join(SPACINGS)}")
+    for name in ("steps", "num_videos", "batch_budget", "decode_chunk"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
+    if args.eta != 0 and args.sampler != "ddim":
+        raise ValueError(f"--eta: only applies to --sampler ddim, got --eta {args.eta} with {args.sampler}")
+    return scheme, max_frames
+
+
+def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything `vidiff sample` does; returns the settings written to ``settings.json``."""
+    from vidiff.io import GalleryItem, write_gallery, write_gif, write_json_atomic, write_png_strip, write_video
+    from vidiff.long_video import SamplerSettings
+    from vidiff.sample import sample_long_videos
+    from vidiff.schemes import plan
+
+    model = load_sampling_model(args.ckpt, args.device)
+    scheme, max_frames = check_arguments(args, model)
+    given, given_idx = given_frames(args, model.image_shape)
+    n_given = len(given_idx)
+    try:
+        stages = plan(scheme, args.length, max_frames, args.step_size, given=given_idx)
+    except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
+        raise ValueError(f"--scheme {scheme}: {err}") from err
+    if not stages:
+        raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
+    context, null = text_conditioning(args, model)
+    settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    if given is not None:
+        with torch.no_grad():
+            given = model.encode(given.to(device), chunk_size=args.decode_chunk)
+    start = time.perf_counter()
+    videos = sample_long_videos(
+        model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
+        batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume, progress=not args.no_progress,
+        stop_after_wave=args.stop_after_wave, max_frames=max_frames, decode_chunk=args.decode_chunk,
+    ).clamp(-1, 1)
+    seconds = time.perf_counter() - start
+    run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
+    run_settings.update(scheme=scheme, max_frames=max_frames, stages=len(stages), given_frames=n_given,
+                        seconds=round(seconds, 2), image_shape=list(model.image_shape))
+    items = []
+    for i, video in enumerate(videos):
+        stem = f"video_{i:03d}"
+        write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality)
+        if args.gif:
+            write_gif(out / f"{stem}.gif", video, fps=args.fps)
+        if args.png_strip:
+            write_png_strip(out / f"{stem}.png", video, max_frames=32)
+        items.append(GalleryItem(f"{stem}.mp4", title=f"video {i}", gif=f"{stem}.gif" if args.gif else None,
+                                 strip=f"{stem}.png" if args.png_strip else None,
+                                 settings={"seed": args.seed, "video": i, "prompt": args.prompt or ""}))
+    write_json_atomic(out / "settings.json", run_settings)
+    write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames")
+    for name in ("state.safetensors", "state.json"):
+        (out / "state" / name).unlink(missing_ok=True)
+    if (out / "state").is_dir() and not any((out / "state").iterdir()):
+        (out / "state").rmdir()
+    return run_settings
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = sample_to_folder(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"vidiff sample: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.num_videos} videos of {args.length} frames to {args.out} "
+          f"({settings['stages']} stages, {settings['seconds']} s); open {Path(args.out) / 'index.html'}")
+    return 0
