@@ -56,7 +56,10 @@ def test_frechet_identical_sets_is_zero():
 def test_frechet_from_stats_diagonal_closed_form():
     g = torch.Generator().manual_seed(3)
     d = 16
-    mu1, mu2 = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    mu1, mu2 = (
+        torch.randn(d, generator=g, dtype=torch.float64),
+        torch.randn(d, generator=g, dtype=torch.float64),
+    )
     v1 = torch.rand(d, generator=g, dtype=torch.float64) + 0.1
     v2 = torch.rand(d, generator=g, dtype=torch.float64) + 0.1
     expected = float((mu1 - mu2).pow(2).sum() + (v1.sqrt() - v2.sqrt()).pow(2).sum())

@@ -72,7 +72,9 @@ def test_load_round_trip_gives_the_same_features(i3d_pair):
     with torch.no_grad():
         pooled = loaded.pooled_features(x)
         logits = loaded(x[:1])
-        from_pooled = loaded.logits(pooled[:, :, None, None, None]).flatten(1)  # logits are linear in the pool
+        from_pooled = loaded.logits(pooled[:, :, None, None, None]).flatten(
+            1
+        )  # logits are linear in the pool
     assert pooled.shape == (2, 1024) and logits.shape == (1, 400)
     assert torch.isfinite(pooled).all()
     torch.testing.assert_close(logits, from_pooled[:1], rtol=1e-4, atol=1e-4)
@@ -87,7 +89,9 @@ def test_load_safetensors_and_wrapped_state_dicts(i3d_pair, tmp_path):
     torch.testing.assert_close(a.state_dict()["logits.conv3d.bias"], state["logits.conv3d.bias"])
     torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, tmp_path / "wrapped.pt")
     b = load_i3d(tmp_path / "wrapped.pt")
-    torch.testing.assert_close(b.state_dict()["Mixed_4c.b2b.bn.running_mean"], state["Mixed_4c.b2b.bn.running_mean"])
+    torch.testing.assert_close(
+        b.state_dict()["Mixed_4c.b2b.bn.running_mean"], state["Mixed_4c.b2b.bn.running_mean"]
+    )
 
 
 def test_missing_file_and_bad_keys_are_clear_errors(i3d_pair, tmp_path):
@@ -98,7 +102,9 @@ def test_missing_file_and_bad_keys_are_clear_errors(i3d_pair, tmp_path):
     del state["Mixed_3b.b0.conv3d.weight"]
     state["extra.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"1 missing keys \(first: \['Mixed_3b.b0.conv3d.weight'\]\).*extra.weight"):
+    with pytest.raises(
+        ValueError, match=r"1 missing keys \(first: \['Mixed_3b.b0.conv3d.weight'\]\).*extra.weight"
+    ):
         load_i3d(tmp_path / "bad.pt")
     state = net.state_dict()
     state["logits.conv3d.bias"] = torch.zeros(10)
@@ -118,7 +124,9 @@ def test_preprocess_resizes_scales_and_repeats_grey():
     assert x.shape == (2, 3, 10, 64, 64)
     torch.testing.assert_close(x[:, 0], x[:, 1])
     const = torch.full((1, 9, 3, 8, 8), 0.5)  # [0, 1] data -> 0 in [-1, 1], unchanged by resizing
-    torch.testing.assert_close(preprocess_for_i3d(const, value_range=(0.0, 1.0), resolution=16), torch.zeros(1, 3, 9, 16, 16))
+    torch.testing.assert_close(
+        preprocess_for_i3d(const, value_range=(0.0, 1.0), resolution=16), torch.zeros(1, 3, 9, 16, 16)
+    )
     with pytest.raises(ValueError, match="at least 9 frames"):
         preprocess_for_i3d(torch.zeros(1, 4, 3, 8, 8))
 

@@ -1,5 +1,6 @@
 """PSNR and SSIM against closed forms, a direct per-window reference, and their invariances."""
 
+import itertools
 import math
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_ssim_symmetric_and_decreasing_with_noise():
     torch.testing.assert_close(frame_ssim(x, y), frame_ssim(y, x))
     scores = [frame_ssim(x, x + s * noise).item() for s in (0.0, 0.05, 0.1, 0.3, 1.0)]
     assert scores[0] == pytest.approx(1.0)
-    assert all(a > b for a, b in zip(scores, scores[1:]))
+    assert all(a > b for a, b in itertools.pairwise(scores))
 
 
 def test_ssim_of_anticorrelated_structure_is_negative():

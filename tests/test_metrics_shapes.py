@@ -72,15 +72,21 @@ def test_detection_is_exact_on_clean_frames():
     assert (det.height, det.width) == (SIZE, SIZE)
     assert det.colours(0) == ("blue", "red", "yellow")
     red, blue, yellow = det.find(0, "red")[0], det.find(0, "blue")[0], det.find(0, "yellow")[0]
-    assert red.centre == pytest.approx((10.0, 12.0), abs=1e-9) and red.area == 36 and red.bbox == (7, 9, 12, 14)
+    assert (
+        red.centre == pytest.approx((10.0, 12.0), abs=1e-9) and red.area == 36 and red.bbox == (7, 9, 12, 14)
+    )
     assert blue.centre == pytest.approx((22.0, 8.0), abs=1e-9)
     assert yellow.centre == pytest.approx((20.0, 24.0), abs=0.5)
     assert [red.shape, blue.shape, yellow.shape] == ["square", "circle", "triangle"]
 
 
 def test_detection_survives_blur_noise_and_dim_colours():
-    video = _video([_static("square", "yellow", 9.0, 9.0, 4.0, 2), _static("circle", "white", 22.0, 21.0, 5.0, 2)], t=2)
-    blurred = F.avg_pool2d((video + 1) / 2, 3, stride=1, padding=1)  # dim edge pixels: half-bright yellow etc.
+    video = _video(
+        [_static("square", "yellow", 9.0, 9.0, 4.0, 2), _static("circle", "white", 22.0, 21.0, 5.0, 2)], t=2
+    )
+    blurred = F.avg_pool2d(
+        (video + 1) / 2, 3, stride=1, padding=1
+    )  # dim edge pixels: half-bright yellow etc.
     noisy = (blurred * 0.85 + 0.05 * torch.randn_like(blurred)).clamp(0, 1) * 2 - 1
     det = detect_objects(noisy)
     for t in range(2):
@@ -102,13 +108,17 @@ def test_half_bright_yellow_is_yellow_and_dark_pixels_are_background():
 
 
 def test_overlap_and_noise_specks():
-    video = _video([_static("circle", "red", 12.0, 12.0, 6.0), _static("square", "blue", 16.0, 12.0, 3.0)], t=1)
+    video = _video(
+        [_static("circle", "red", 12.0, 12.0, 6.0), _static("square", "blue", 16.0, 12.0, 3.0)], t=1
+    )
     video[0, :, 28, 28] = torch.tensor([-1.0, 1.0, -1.0])  # a one-pixel green speck: below min_area
     det = detect_objects(video)
     assert det.colours(0) == ("blue", "red")
     assert det.find(0, "blue")[0].centre == pytest.approx((16.0, 12.0), abs=1e-9)
     # a red circle cut in two by a blue bar counts once by default, twice when components are kept apart
-    video = _video([_static("circle", "red", 16.0, 16.0, 7.0), _static("square", "blue", 16.0, 16.0, 2.0)], t=1)
+    video = _video(
+        [_static("circle", "red", 16.0, 16.0, 7.0), _static("square", "blue", 16.0, 16.0, 2.0)], t=1
+    )
     video[0, :, :, 14:19] = torch.tensor([-1.0, -1.0, 1.0])[:, None, None]
     assert detect_objects(video).colours(0) == ("blue", "red")
     assert detect_objects(video, merge_same_colour=False).colours(0) == ("blue", "red", "red")
@@ -124,7 +134,9 @@ def test_classify_shape_rule():
 
 def test_persistence():
     t = 10
-    stable = _video([_static("square", "red", 8.0, 8.0, 3.0, t), _static("circle", "green", 22.0, 22.0, 4.0, t)], t)
+    stable = _video(
+        [_static("square", "red", 8.0, 8.0, 3.0, t), _static("circle", "green", 22.0, 22.0, 4.0, t)], t
+    )
     assert persistence(detect_objects(stable)) == 1.0
     assert persistence(detect_objects(stable), reference=["green", "red"]) == 1.0
     vanish = _static("circle", "green", 22.0, 22.0, 4.0, t)
@@ -170,8 +182,12 @@ def test_motion_consistency_bouncing_vs_jittering():
         assert (steps > 0).any() and (steps < 0).any()
     assert motion_consistency(detect_objects(_video([bouncing], t))) == 1.0
     # sub-pixel speed and a circle: pixel quantisation only, still consistent within the tolerance
-    circle = {"shape": "circle", "colour": "green", "s": 4.0,
-              "centres": list(zip(_bounce(9.0, 0.7, 4.0, SIZE - 4.0, t), _bounce(20.0, -1.3, 4.0, SIZE - 4.0, t)))}
+    circle = {
+        "shape": "circle",
+        "colour": "green",
+        "s": 4.0,
+        "centres": list(zip(_bounce(9.0, 0.7, 4.0, SIZE - 4.0, t), _bounce(20.0, -1.3, 4.0, SIZE - 4.0, t))),
+    }
     assert motion_consistency(detect_objects(_video([circle], t))) >= 0.9
     rng = np.random.default_rng(0)
     jitter = dict(bouncing, centres=[(16.0 + rng.choice([-2.0, 2.0]), 16.0) for _ in range(t)])
@@ -182,9 +198,14 @@ def test_motion_consistency_bouncing_vs_jittering():
 def test_parse_caption():
     assert parse_caption("a red circle and a blue square") == [("red", "circle"), ("blue", "square")]
     assert parse_caption("A Red circle, a green triangle and a white square") == [
-        ("red", "circle"), ("green", "triangle"), ("white", "square"),
+        ("red", "circle"),
+        ("green", "triangle"),
+        ("white", "square"),
     ]
-    assert parse_caption("two yellow circles and something magenta") == [("yellow", "circle"), ("magenta", None)]
+    assert parse_caption("two yellow circles and something magenta") == [
+        ("yellow", "circle"),
+        ("magenta", None),
+    ]
     with pytest.raises(ValueError, match="caption"):
         parse_caption("a purple blob")
 
@@ -208,8 +229,13 @@ def test_shapes_scores_dict():
     xs = [6.0 + k for k in range(t)]
     obj = {"shape": "square", "colour": "red", "s": 3.0, "centres": [(x, 10.0) for x in xs]}
     video = _video([obj], t)
-    out = shapes_scores(video, caption="a red square", centres=torch.tensor([[(x, 10.0) for x in xs]]),
-                        colours=["red"], frames=range(4, 8))
+    out = shapes_scores(
+        video,
+        caption="a red square",
+        centres=torch.tensor([[(x, 10.0) for x in xs]]),
+        colours=["red"],
+        frames=range(4, 8),
+    )
     assert out["persistence"] == 1.0 and out["motion_consistency"] == 1.0
     assert out["prediction_error"] == 0.0 and out["prediction_error_per_step"] == [0.0] * 4
     assert out["caption_colour"] == 1.0 and out["caption_shape"] == 1.0

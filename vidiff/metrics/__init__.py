@@ -27,10 +27,10 @@ from vidiff.metrics.shapes import (
 )
 
 __all__ = [
-    "CaptionScores",
-    "Detection",
     "FVD_FRAMES",
     "I3D_RESOLUTION",
+    "CaptionScores",
+    "Detection",
     "InceptionI3d",
     "PredictionError",
     "VideoDetections",

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 
 from vidiff.palette import PALETTE, SHAPES
 
-__all__ = ["Detection", "VideoDetections", "classify_pixels", "classify_shape", "detect_objects", "COLOUR_NAMES"]
+__all__ = [
+    "COLOUR_NAMES",
+    "Detection",
+    "VideoDetections",
+    "classify_pixels",
+    "classify_shape",
+    "detect_objects",
+]
 
 #: Colour names in palette order (the label index used by :func:`classify_pixels`).
 COLOUR_NAMES: tuple[str, ...] = tuple(PALETTE)
@@ -151,9 +158,11 @@ def classify_pixels(
 
 def _components(masks: torch.Tensor) -> torch.Tensor:
     """8-connected component ids of boolean planes ``(p, h, w)`` -> long ``(p, h, w)`` (0 = off, ids > 0)."""
-    p, h, w = masks.shape
+    _, h, w = masks.shape
     m = masks[:, None].float()
-    ids = (torch.arange(1, h * w + 1, dtype=torch.float32, device=masks.device).view(1, 1, h, w) * m).contiguous()
+    ids = (
+        torch.arange(1, h * w + 1, dtype=torch.float32, device=masks.device).view(1, 1, h, w) * m
+    ).contiguous()
     while True:  # propagate the largest id through each component; converges in <= its diameter steps
         new = F.max_pool2d(ids, 3, stride=1, padding=1) * m
         if torch.equal(new, ids):
@@ -203,7 +212,9 @@ def detect_objects(
     t, _, h, w = video.shape
     if min_area is None:
         min_area = max(3, round(0.004 * h * w))
-    labels = classify_pixels(video, value_range=value_range, min_brightness=min_brightness, chroma_tol=chroma_tol)
+    labels = classify_pixels(
+        video, value_range=value_range, min_brightness=min_brightness, chroma_tol=chroma_tol
+    )
     k = len(COLOUR_NAMES)
     planes = labels[:, None] == torch.arange(k, device=labels.device)[None, :, None, None]  # (t, k, h, w)
     planes = planes.reshape(t * k, h, w)
@@ -213,7 +224,9 @@ def detect_objects(
         ids = _components(planes[used])  # (p, h, w)
         hw1 = h * w + 1
         pidx, yy, xx = ids.nonzero(as_tuple=True)
-        keys, inverse, area = torch.unique(pidx * hw1 + ids[pidx, yy, xx], return_inverse=True, return_counts=True)
+        keys, inverse, area = torch.unique(
+            pidx * hw1 + ids[pidx, yy, xx], return_inverse=True, return_counts=True
+        )
         n = keys.numel()
         sum_x = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, xx.double())
         sum_y = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, yy.double())

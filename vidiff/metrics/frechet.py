@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 __all__ = [
-    "gaussian_stats",
-    "sqrtm_psd",
-    "trace_sqrt_product",
     "frechet_distance",
     "frechet_distance_from_stats",
-    "polynomial_kernel",
-    "kernel_distance_subsets",
+    "gaussian_stats",
     "kernel_distance",
+    "kernel_distance_subsets",
+    "polynomial_kernel",
+    "sqrtm_psd",
+    "trace_sqrt_product",
 ]
 
 

@@ -18,7 +18,7 @@ from einops import rearrange
 from vidiff.metrics.frechet import frechet_distance, kernel_distance
 from vidiff.metrics.i3d import MIN_FRAMES, InceptionI3d
 
-__all__ = ["I3D_RESOLUTION", "FVD_FRAMES", "preprocess_for_i3d", "i3d_features", "fvd", "kvd"]
+__all__ = ["FVD_FRAMES", "I3D_RESOLUTION", "fvd", "i3d_features", "kvd", "preprocess_for_i3d"]
 
 #: Frame size I3D sees and the clip length of the standard protocol.
 I3D_RESOLUTION = 224

@@ -21,11 +21,11 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from einops import reduce
+from torch import nn
 
-__all__ = ["InceptionI3d", "load_i3d", "ENDPOINTS", "MIN_FRAMES", "MIN_SIZE"]
+__all__ = ["ENDPOINTS", "MIN_FRAMES", "MIN_SIZE", "InceptionI3d", "load_i3d"]
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"path: expected a state dict (name -> tensor) in {path}, got {type(state).__name__}")
+        raise TypeError(f"path: expected a state dict (name -> tensor) in {path}, got {type(state).__name__}")
     return state
 
 
@@ -225,7 +225,7 @@ def load_i3d(path: str | Path, *, num_classes: int = 400, device: str | torch.de
         )
     state = _read_state_dict(path)
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     net = InceptionI3d(num_classes=num_classes)
     expected = net.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
@@ -236,12 +236,14 @@ def load_i3d(path: str | Path, *, num_classes: int = 400, device: str | torch.de
             f"(first: {missing[:5]}), {len(unexpected)} unexpected keys (first: {unexpected[:5]}); "
             "see docs/metrics.md for the layout"
         )
-    bad = [f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if k in state
-           and state[k].shape != v.shape]
+    bad = [
+        f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if bad:
         raise ValueError(f"path: {path}: {len(bad)} tensors have the wrong shape (first: {bad[:5]})")
     net.load_state_dict(state, strict=False)
     log.info("loaded I3D weights from %s (%d tensors)", path, len(state))
     net.eval().requires_grad_(False)
     return net.to(device)
-

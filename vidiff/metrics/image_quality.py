@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["frame_psnr", "video_psnr", "frame_ssim", "video_ssim", "gaussian_window"]
+__all__ = ["frame_psnr", "frame_ssim", "gaussian_window", "video_psnr", "video_ssim"]
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, value_range: tuple[float, float]) -> float:
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise ValueError(f"x and y: expected torch tensors, got {type(x).__name__} and {type(y).__name__}")
+        raise TypeError(f"x and y: expected torch tensors, got {type(x).__name__} and {type(y).__name__}")
     if x.shape != y.shape:
         raise ValueError(f"x and y: expected the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.ndim < 3:
@@ -176,4 +176,3 @@ def video_ssim(
     if x.ndim < 4:
         raise ValueError(f"x: expected videos of shape (..., t, c, h, w), got {tuple(x.shape)}")
     return frame_ssim(x, y, value_range=value_range, win_size=win_size, sigma=sigma).mean(dim=-1)
-

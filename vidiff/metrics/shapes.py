@@ -25,13 +25,13 @@ from vidiff.metrics.detect import Detection, VideoDetections, detect_objects
 from vidiff.palette import PALETTE, SHAPES
 
 __all__ = [
-    "persistence",
-    "motion_consistency",
-    "PredictionError",
-    "prediction_error",
-    "parse_caption",
     "CaptionScores",
+    "PredictionError",
     "caption_accuracy",
+    "motion_consistency",
+    "parse_caption",
+    "persistence",
+    "prediction_error",
     "shapes_scores",
 ]
 
@@ -192,7 +192,11 @@ def prediction_error(
 
 
 _CAPTION_RE = re.compile(
-    r"\b(" + "|".join(map(re.escape, PALETTE)) + r")\b(?:\s+(" + "|".join(map(re.escape, SHAPES)) + r")s?\b)?",
+    r"\b("
+    + "|".join(map(re.escape, PALETTE))
+    + r")\b(?:\s+("
+    + "|".join(map(re.escape, SHAPES))
+    + r")s?\b)?",
     re.IGNORECASE,
 )
 
@@ -204,7 +208,10 @@ def parse_caption(caption: str) -> list[tuple[str, str | None]]:
     Raises:
         ValueError: the caption names no palette colour.
     """
-    items = [(m.group(1).lower(), m.group(2).lower() if m.group(2) else None) for m in _CAPTION_RE.finditer(caption)]
+    items = [
+        (m.group(1).lower(), m.group(2).lower() if m.group(2) else None)
+        for m in _CAPTION_RE.finditer(caption)
+    ]
     if not items:
         raise ValueError(f"caption: expected palette colour names ({', '.join(PALETTE)}), got {caption!r}")
     return items
