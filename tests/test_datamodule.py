@@ -208,3 +208,51 @@ def test_lightning_sets_the_epoch_of_the_train_sampler(tmp_path):
     for epoch in range(2):
         assert model.seen[epoch] == EpochSampler(12, seed=7).order(epoch)
     assert model.seen[0] != model.seen[1]
+
+
+def test_lightning_mid_epoch_resume_sees_the_same_batches(tmp_path):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    class Recorder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.seen: list[list[int]] = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append(batch["index"].tolist())
+            return (self.w - batch["video"].mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def trainer(root, **kwargs):
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+        return pl.Trainer(accelerator="cpu", default_root_dir=root, max_epochs=2, **quiet, **kwargs)
+
+    full = Recorder()
+    trainer(tmp_path / "a", enable_checkpointing=False).fit(full, datamodule=_tiny(val_videos=0))
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=6, save_top_k=-1)
+    first = Recorder()
+    trainer(tmp_path / "b", max_steps=6, callbacks=[ckpt]).fit(first, datamodule=_tiny(val_videos=0))
+    second = Recorder()
+    path = next((tmp_path / "ck").glob("*step=6*.ckpt"))
+    trainer(tmp_path / "b", enable_checkpointing=False).fit(
+        second, datamodule=_tiny(val_videos=0), ckpt_path=path
+    )
+    assert len(full.seen) == 8 and first.seen == full.seen[:6]  # 4 batches per epoch: stopped in epoch 1
+    assert second.seen == full.seen[6:]
+
+
+def test_train_sampler_shards_by_the_trainers_rank():
+    from types import SimpleNamespace
+
+    orders = []
+    for rank in range(2):
+        dm = _tiny()
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        dm.train_dataloader()
+        assert (dm.train_sampler.num_replicas, dm.train_sampler.rank) == (2, rank)
+        orders.append(dm.train_sampler.order(0))
+    assert sorted(orders[0] + orders[1]) == list(range(12))

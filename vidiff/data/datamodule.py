@@ -9,7 +9,7 @@ generator per item from ``(seed, epoch, index)``; the DataLoader gets its own ge
 never draws from torch's global RNG. Validation uses epoch 0 for every item and no shuffle, so validation
 batches (frames and masks) are identical across epochs and runs. To resume mid-epoch exactly, call
 :meth:`resume` with the epoch and the number of training batches this rank already consumed in it, before
-the train loader is iterated (e.g. from the LightningModule's ``on_load_checkpoint``).
+the train loader is iterated; Lightning does this through ``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class _VideoDataModule(pl.LightningDataModule):
         self._resume: tuple[int, int] | None = None
 
     def _replicas(self) -> tuple[int, int]:
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "trainer", None)
         if trainer is None:
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
@@ -84,6 +84,22 @@ class _VideoDataModule(pl.LightningDataModule):
         self._resume = (int(epoch), int(batches_done) * self.batch_size)
         if self.train_sampler is not None:
             self.train_sampler.set_start(*self._resume)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in Lightning checkpoints: the epoch and the train batches this rank consumed in it."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        loop = trainer.fit_loop
+        return {
+            "epoch": int(trainer.current_epoch),
+            "batches_done": int(loop.epoch_loop.batch_progress.current.processed),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Restored by Lightning before the loaders are built: continue the epoch where the checkpoint left it."""
+        if "epoch" in state_dict:
+            self.resume(state_dict["epoch"], state_dict["batches_done"])
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
