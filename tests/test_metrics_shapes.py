@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from vidiff.metrics.detect import classify_pixels, classify_shape, detect_objects
 from vidiff.metrics.shapes import (
     caption_accuracy,
+    mean_scores,
     motion_consistency,
     parse_caption,
     persistence,
@@ -241,3 +242,12 @@ def test_shapes_scores_dict():
     assert out["caption_colour"] == 1.0 and out["caption_shape"] == 1.0
     with pytest.raises(ValueError, match="centres, colours"):
         shapes_scores(video, colours=["red"])
+
+
+def test_mean_scores_ignores_nan_and_averages_steps():
+    results = [
+        {"persistence": 1.0, "motion_consistency": math.nan, "prediction_error_per_step": [0.0, 2.0]},
+        {"persistence": 0.5, "motion_consistency": 0.8, "prediction_error_per_step": [1.0, math.nan]},
+    ]
+    out = mean_scores(results)
+    assert out == {"persistence": 0.75, "motion_consistency": 0.8, "prediction_error_per_step": [0.5, 2.0]}

@@ -28,6 +28,7 @@ __all__ = [
     "CaptionScores",
     "PredictionError",
     "caption_accuracy",
+    "mean_scores",
     "motion_consistency",
     "parse_caption",
     "persistence",
@@ -305,4 +306,23 @@ def shapes_scores(
     if caption is not None:
         cs = caption_accuracy(det, caption)
         out.update(caption_colour=cs.colour, caption_shape=cs.shape, caption_precision=cs.precision)
+    return out
+
+
+def mean_scores(results: Sequence[dict[str, float | list[float]]]) -> dict[str, float | list[float]]:
+    """Average per-video score dicts (:func:`shapes_scores`) key by key, ignoring ``nan``.
+
+    Scalars average to a float; equal-length lists (per-step errors) average element-wise. A key missing from
+    some videos is averaged over the videos that have it; an all-``nan`` entry stays ``nan``.
+    """
+    keys: list[str] = []
+    for r in results:
+        keys += [k for k in r if k not in keys]
+    out: dict[str, float | list[float]] = {}
+    for k in keys:
+        vals = torch.tensor([r[k] for r in results if k in r], dtype=torch.float64)  # (n,) or (n, steps)
+        if vals.ndim not in (1, 2):
+            raise ValueError(f"results: expected scalars or equal-length lists under {k!r}")
+        mean = vals.nanmean(dim=0)
+        out[k] = mean.tolist() if vals.ndim == 2 else float(mean)
     return out
