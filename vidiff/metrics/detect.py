@@ -209,6 +209,7 @@ def detect_objects(
     """
     if video.ndim != 4 or video.shape[1] != 3:
         raise ValueError(f"video: expected one RGB video (t, 3, h, w), got {tuple(video.shape)}")
+    video = video.detach().cpu()  # detection is cheap and runs on the CPU whatever the video's device
     t, _, h, w = video.shape
     if min_area is None:
         min_area = max(3, round(0.004 * h * w))

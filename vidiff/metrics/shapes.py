@@ -160,7 +160,7 @@ def prediction_error(
     Returns:
         :class:`PredictionError` with ``(k,)`` tensors, ``k = len(frames)``.
     """
-    centres = torch.as_tensor(centres, dtype=torch.float64)
+    centres = torch.as_tensor(centres).detach().to(device="cpu", dtype=torch.float64)
     n = len(colours)
     if centres.ndim != 3 or centres.shape[0] != n or centres.shape[1] != len(det) or centres.shape[2] != 2:
         raise ValueError(
