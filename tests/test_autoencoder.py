@@ -192,12 +192,15 @@ def test_module_learns_and_checkpoint_loads(tmp_path):
         AutoencoderModule(reconstruction="lpips")
 
 
-def test_shapes_f4_config_instantiates_with_lightning_cli():
+def test_shapes_f4_config_instantiates_with_lightning_cli(monkeypatch):
+    import sys
+
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
     pytest.importorskip("vidiff.data")
     config = Path(__file__).resolve().parents[1] / "configs" / "autoencoder" / "shapes_f4.yaml"
+    monkeypatch.setattr(sys, "argv", ["vidiff"])
     cli = LightningCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True,
                        subclass_mode_data=True, run=False, args=["--config", str(config)])
     ae = cli.model.autoencoder
