@@ -1,0 +1,228 @@
+"""Samplers against closed forms: Gaussian data has an exact denoiser, a single point an exact answer."""
+
+import math
+
+import pytest
+import torch
+
+from vidiff.diffusion import NoiseSchedule, make_timesteps, sample, sample_ddim, sample_ddpm, sample_dpmpp_2m
+
+MU = torch.tensor([0.5, -1.0], dtype=torch.float64)
+S = torch.tensor([0.6, 1.5], dtype=torch.float64)
+SCHEDULES = [("linear", False), ("scaled_linear", False), ("cosine", False), ("linear", True)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors, many steps: intra-op threads only add synchronisation (20x slower on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def gaussian_denoiser(schedule, prediction, mu=MU, s=S):
+    """The exact denoiser of data N(mu, diag(s^2)) on (b, d): x0_hat = E[x0 | x_t], as an eps/x0/v predictor."""
+    ab = schedule.alphas_cumprod_f64
+
+    def denoiser(x, t):
+        a = ab[t].to(x.dtype)[:, None]
+        x0 = mu + s**2 * a.sqrt() / (s**2 * a + 1 - a) * (x - a.sqrt() * mu)
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return {"eps": eps, "x0": x0, "v": a.sqrt() * eps - (1 - a).sqrt() * x0}[prediction]
+
+    return denoiser
+
+
+def ode_target(schedule, t_start):
+    """Mean and std of the exact probability-flow map from N(0, I) at t_start to data N(MU, S^2).
+
+    x0 = MU + S (x - sqrt(a) MU) / sqrt(S^2 a + 1 - a): the data moments, up to the prior mismatch of starting
+    at a > 0 (negligible when the first timestep is T - 1 of a linear or cosine schedule).
+    """
+    a = schedule.alphas_cumprod_f64[t_start]
+    scale = S / (S**2 * a + 1 - a).sqrt()
+    return MU - scale * a.sqrt() * MU, scale
+
+
+def standard_noise(n, generator):
+    """N(0, I) draws standardised to sample mean 0 and std 1, so that an affine sampler's output moments are exact."""
+    z = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    return (z - z.mean(0)) / z.std(0)
+
+
+@pytest.mark.parametrize("kind,zero_terminal_snr", SCHEDULES)
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("sampler,steps", [("ddim", 100), ("dpmpp_2m", 30)])
+def test_deterministic_samplers_reproduce_gaussian_data(kind, zero_terminal_snr, prediction, sampler, steps):
+    if zero_terminal_snr and prediction == "eps":
+        pytest.skip("eps prediction is undefined at the zero-SNR step (tested as an error below)")
+    sched = NoiseSchedule(kind, zero_terminal_snr=zero_terminal_snr)
+    noise = standard_noise(64, torch.Generator().manual_seed(0))
+    x = sample(gaussian_denoiser(sched, prediction), noise, sched, sampler, steps, prediction=prediction, spacing="trailing")
+    mean, std = ode_target(sched, 999)
+    assert torch.allclose(x.mean(0), mean, atol=0.01 * S.min().item())
+    assert torch.allclose(x.std(0) / std, torch.ones(2, dtype=torch.float64), atol=0.04)
+    if sched.alphas_cumprod_f64[-1] < 1e-3:  # not scaled_linear, whose x_{T-1} keeps sqrt(0.0047) of the data
+        assert torch.allclose(mean, MU, atol=0.01) and torch.allclose(std, S, rtol=0.01)  # = the data moments
+
+
+@pytest.mark.parametrize("spacing", ["leading", "linspace"])
+def test_deterministic_samplers_other_spacings(spacing):
+    sched = NoiseSchedule("cosine")
+    noise = standard_noise(64, torch.Generator().manual_seed(0))
+    mean, std = ode_target(sched, make_timesteps(1000, 100, spacing)[0])
+    for sampler, steps in (("ddim", 100), ("dpmpp_2m", 100)):
+        x = sample(gaussian_denoiser(sched, "v"), noise, sched, sampler, steps, prediction="v", spacing=spacing)
+        assert torch.allclose(x.mean(0), mean, atol=0.01) and torch.allclose(x.std(0) / std, torch.ones(2, dtype=torch.float64), atol=0.03)
+
+
+@pytest.mark.parametrize("kind,zero_terminal_snr,prediction", [("linear", False, "eps"), ("cosine", False, "x0"), ("linear", True, "v")])
+def test_ddpm_ancestral_reproduces_gaussian_data(kind, zero_terminal_snr, prediction):
+    sched = NoiseSchedule(kind, zero_terminal_snr=zero_terminal_snr)
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    noise = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    x = sample(gaussian_denoiser(sched, prediction), noise, sched, "ddpm", 250, prediction=prediction, spacing="trailing", generator=g)
+    # tolerances: 4 Monte-Carlo standard errors plus the 250-step discretisation bias (<= 2.5% measured)
+    assert torch.allclose((x.mean(0) - MU) / S, torch.zeros(2, dtype=torch.float64), atol=4 / math.sqrt(n) + 0.01)
+    assert torch.allclose(x.std(0) / S, torch.ones(2, dtype=torch.float64), atol=4 / math.sqrt(2 * n) + 0.02)
+
+
+def test_ddim_with_eta_1_is_ddpm_ancestral():
+    """Song et al. 2021: eta = 1 gives the DDPM posterior; two independent implementations must agree draw for draw."""
+    sched = NoiseSchedule("scaled_linear")
+    ts = make_timesteps(1000, 20, "linspace")
+    den = gaussian_denoiser(sched, "eps")
+    noise = torch.randn(16, 2, dtype=torch.float64)
+    a = sample_ddim(den, noise, sched, ts, eta=1.0, generator=torch.Generator().manual_seed(3))
+    b = sample_ddpm(den, noise, sched, ts, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b, atol=1e-10)
+    c = sample_ddim(den, noise, sched, ts, eta=0.0, generator=torch.Generator().manual_seed(3))
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def _k_diffusion_dpmpp_2m(denoiser, x_vp, schedule, timesteps):
+    """Transcription of k-diffusion's sample_dpmpp_2m in its variance-exploding variables (x / alpha, sigma)."""
+    ab = schedule.alphas_cumprod_f64
+    sigmas = [math.sqrt((1 - ab[t].item()) / ab[t].item()) for t in timesteps] + [0.0]
+    x = x_vp / math.sqrt(ab[timesteps[0]].item())
+    old, t_fn = None, (lambda sig: -math.log(sig))
+    for i, t in enumerate(timesteps):
+        a = ab[t].item()
+        eps = denoiser(x * math.sqrt(a), torch.full((x.shape[0],), t))
+        denoised = x - sigmas[i] * eps  # x / alpha - sigma_ve * eps
+        if old is None or sigmas[i + 1] == 0:
+            x = denoised if sigmas[i + 1] == 0 else (sigmas[i + 1] / sigmas[i]) * x - math.expm1(-(t_fn(sigmas[i + 1]) - t_fn(sigmas[i]))) * denoised
+        else:
+            h = t_fn(sigmas[i + 1]) - t_fn(sigmas[i])
+            r = (t_fn(sigmas[i]) - t_fn(sigmas[i - 1])) / h
+            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+            x = (sigmas[i + 1] / sigmas[i]) * x - math.expm1(-h) * d
+        old = denoised
+    return x
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_dpmpp_2m_equals_k_diffusion(spacing):
+    sched = NoiseSchedule("linear")
+    ts = make_timesteps(1000, 12, spacing)
+    den = gaussian_denoiser(sched, "eps")
+    noise = torch.randn(8, 2, dtype=torch.float64)
+    assert torch.allclose(sample_dpmpp_2m(den, noise, sched, ts), _k_diffusion_dpmpp_2m(den, noise, sched, ts), atol=1e-9)
+
+
+def test_convergence_orders():
+    """DDIM is first order (error halves with twice the steps), DPM-Solver++(2M) second order (about a quarter)."""
+    sched = NoiseSchedule("cosine")
+    den = gaussian_denoiser(sched, "v")
+    noise = standard_noise(16, torch.Generator().manual_seed(0))
+    _, std = ode_target(sched, 999)
+
+    def err(sampler, steps):
+        x = sample(den, noise, sched, sampler, steps, prediction="v", spacing="trailing")
+        return (x.std(0) / std - 1).abs().max().item()
+
+    ddim = err("ddim", 20) / err("ddim", 40)
+    dpm = err("dpmpp_2m", 20) / err("dpmpp_2m", 40)
+    assert 1.6 < ddim < 2.5 and dpm > 3.0, (ddim, dpm)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_single_point_data_is_reproduced_exactly(sampler, prediction):
+    """For a one-point data set the exact denoiser always predicts that point, and both samplers end on it."""
+    point = torch.tensor([[0.3, -0.7, 0.9]], dtype=torch.float64)
+    sched = NoiseSchedule("scaled_linear")
+
+    def den(x, t):
+        a = sched.alphas_cumprod_f64[t][:, None]
+        eps = (x - a.sqrt() * point) / (1 - a).sqrt()
+        return {"eps": eps, "x0": point.expand_as(x), "v": a.sqrt() * eps - (1 - a).sqrt() * point}[prediction]
+
+    noise = 5 * torch.randn(7, 3, dtype=torch.float64)
+    for steps in (1, 3, 17):
+        x = sample(den, noise, sched, sampler, steps, prediction=prediction, spacing="trailing")
+        assert torch.allclose(x, point.expand_as(x), atol=1e-9)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+def test_any_rank_device_free_and_seeded(sampler):
+    """Video tensors (b, t, c, h, w), float32; same generator seed -> same samples; t is a LongTensor (b,)."""
+    sched = NoiseSchedule("cosine", num_timesteps=100)
+    seen = []
+
+    def den(x, t):
+        assert t.dtype == torch.long and t.shape == (x.shape[0],)
+        seen.append(int(t[0]))
+        return 0.5 * x
+
+    noise = torch.randn(2, 3, 4, 5, 5)
+    eta = 0.5 if sampler == "ddim" else 0.0
+    a = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(0))
+    b = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(0))
+    assert a.shape == noise.shape and a.dtype == torch.float32 and torch.equal(a, b)
+    assert seen[:7] == make_timesteps(100, 7, "leading")
+    if sampler != "dpmpp_2m":
+        c = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(1))
+        assert not torch.equal(a, c)
+
+
+def test_callback_reports_every_step():
+    sched = NoiseSchedule("linear", num_timesteps=50)
+    calls = []
+    sample(lambda x, t: torch.zeros_like(x), torch.randn(2, 3), sched, "ddim", 5,
+           callback=lambda i, n, x, x0: calls.append((i, n, x.shape, x0.shape)))
+    assert calls == [(i, 5, (2, 3), (2, 3)) for i in range(5)]
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+def test_eps_prediction_at_zero_terminal_snr_is_refused(sampler):
+    sched = NoiseSchedule("linear", zero_terminal_snr=True)
+    with pytest.raises(ValueError, match="prediction='eps' is undefined"):
+        sample(lambda x, t: x, torch.randn(2, 2), sched, sampler, 10, spacing="trailing")
+    out = sample(lambda x, t: torch.zeros_like(x), torch.randn(2, 2), sched, sampler, 10, spacing="leading")
+    assert torch.isfinite(out).all()
+
+
+def test_bad_input():
+    sched = NoiseSchedule("linear", num_timesteps=100)
+    den, noise = (lambda x, t: x), torch.randn(2, 3)
+    with pytest.raises(ValueError, match="'ddpm', 'ddim', 'dpmpp_2m'"):
+        sample(den, noise, sched, "euler")
+    with pytest.raises(ValueError, match="'leading', 'trailing', 'linspace'"):
+        sample(den, noise, sched, "ddim", spacing="uniform")
+    with pytest.raises(ValueError, match="'eps', 'x0', 'v'"):
+        sample(den, noise, sched, "ddim", prediction="epsilon")
+    with pytest.raises(ValueError, match="steps"):
+        sample(den, noise, sched, "ddim", steps=101)
+    with pytest.raises(ValueError, match="steps"):
+        sample(den, noise, sched, "ddim", steps=0)
+    with pytest.raises(ValueError, match="eta only applies"):
+        sample(den, noise, sched, "ddpm", eta=1.0)
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        sample(den, noise, sched, "ddim", eta=-1.0)
+    with pytest.raises(ValueError, match="denoiser output must have the shape"):
+        sample(lambda x, t: x[:, :2], noise, sched, "ddim", steps=3)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        sample_ddim(den, noise, sched, [10, 20])
