@@ -1,0 +1,231 @@
+"""Training callbacks: exact resume (RNG and data position) and sample videos at validation.
+
+:class:`ResumeState` makes ``--ckpt_path last`` resume exactly. Lightning's checkpoint holds neither RNG state
+nor the data-loader position, so:
+
+* at the start of every training batch, torch / NumPy / Python RNGs are re-seeded from ``(seed, batch counter,
+  rank)``: the randomness of a step (diffusion noise, timesteps, caption dropout, dropout layers) is a pure
+  function of its position in the run, whatever ran before it (validation, sampling, a restart). The RNG states are
+  also saved and restored, for code that draws outside training steps.
+* the number of batches consumed in the current epoch is saved; on resume the train sampler, whose order is a
+  pure function of ``(seed, epoch)`` (:class:`vidiff.data.sampling.EpochSampler`), starts after them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+
+log = logging.getLogger(__name__)
+
+
+def seed_step(seed: int, counter: int, rank: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy and ``random`` from ``(seed, counter, rank)`` (NumPy's SeedSequence)."""
+    a, b = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(counter), int(rank)]).generate_state(2)
+    torch.manual_seed((int(a) << 32 | int(b)) & 0x7FFF_FFFF_FFFF_FFFF)
+    np.random.seed(int(a))
+    random.seed(int(b))
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states as tensors and plain data (loadable with ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": list(random.getstate()[1]),
+        "python_version_gauss": [random.getstate()[0], random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, gauss = state["python_version_gauss"]
+    random.setstate((version, tuple(state["python"]), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _resumable_sampler(loader: Any) -> Any | None:
+    """The sampler of a DataLoader that can start mid-epoch (has ``set_start``), or None."""
+    for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
+                getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        if obj is not None and hasattr(obj, "set_start"):
+            return obj
+    return None
+
+
+class ResumeState(Callback):
+    """Per-step RNG seeding and the data position, so that an interrupted and resumed run equals an uninterrupted one.
+
+    Args:
+        seed: base seed of the per-step RNG seeding; default: the run's ``seed_everything`` value
+            (``PL_GLOBAL_SEED``), else 0.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self.total_batches = 0  # training batches started in the whole run
+        self.epoch = 0
+        self.epoch_batches = 0  # training batches finished in the current epoch
+        self._pending_start: tuple[int, int] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "ResumeState"
+
+    def _base_seed(self) -> int:
+        return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending_start is None:
+            return
+        epoch, batches = self._pending_start
+        self._pending_start = None
+        loader = trainer.train_dataloader
+        sampler = _resumable_sampler(loader)
+        if sampler is None:
+            if batches:
+                log.warning(
+                    "resuming mid-epoch (%d batches into epoch %d) but the train loader's sampler cannot start "
+                    "mid-epoch (no set_start): the data order after resume differs from an uninterrupted run",
+                    batches, epoch,
+                )
+            return
+        batch_size = getattr(loader, "batch_size", None) or getattr(loader.batch_sampler, "batch_size", 1)
+        sampler.set_start(epoch, batches * batch_size)
+        log.info("resuming epoch %d at batch %d", epoch, batches)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch, self.epoch_batches = trainer.current_epoch, 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        seed_step(self._base_seed(), self.total_batches, trainer.global_rank)
+        self.total_batches += 1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.epoch, self.epoch_batches = trainer.current_epoch, batch_idx + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self._base_seed(), "total_batches": self.total_batches, "epoch": self.epoch,
+                "epoch_batches": self.epoch_batches, "rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seed = int(state_dict["seed"])
+        self.total_batches = int(state_dict["total_batches"])
+        self.epoch, self.epoch_batches = int(state_dict["epoch"]), int(state_dict["epoch_batches"])
+        self._pending_start = (self.epoch, self.epoch_batches)
+        set_rng_state(state_dict["rng"])
+
+
+def _take(batch: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """The first ``n`` samples of a batch dict, detached on the CPU."""
+    return {k: (v[:n].detach().cpu() if isinstance(v, torch.Tensor) else list(v)[:n] if isinstance(v, (list, tuple))
+                else v) for k, v in batch.items()}
+
+
+def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class SampleVideos(Callback):
+    """At validation, sample the latent frames of the first validation videos and save them next to the real ones.
+
+    Every ``every_n_validations``-th validation (skipping Lightning's sanity check), the first ``num_videos`` of the
+    first validation batch are completed by ``VideoDiffusion.generate`` (EMA weights, observed frames given) and
+    written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (left: real, right: sampled; only valid
+    frames, in frame order) and logged to TensorBoard as image strips (top: real, bottom: sampled).
+
+    Args:
+        every_n_validations: sample at every n-th validation.
+        num_videos: videos per validation.
+        sampler: ``ddpm``, ``ddim`` or ``dpmpp_2m``.
+        steps: sampling steps.
+        guidance_scale: classifier-free guidance scale (text-conditioned models).
+        fps: frame rate of the mp4 files.
+        seed: noise seed (the same every time, so successive samples are comparable).
+        folder: sub-folder of ``default_root_dir`` for the videos.
+    """
+
+    def __init__(self, every_n_validations: int = 1, num_videos: int = 4, sampler: str = "ddim", steps: int = 25,
+                 guidance_scale: float = 1.0, fps: float = 4.0, seed: int = 0, folder: str = "samples") -> None:
+        for name, value in (("every_n_validations", every_n_validations), ("num_videos", num_videos),
+                            ("steps", steps)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"samples.{name}: expected a positive integer, got {value!r}")
+        self.every_n_validations, self.num_videos = every_n_validations, num_videos
+        self.sampler, self.steps, self.guidance_scale = sampler, steps, guidance_scale
+        self.fps, self.seed, self.folder = fps, seed, folder
+        self._batch: dict[str, Any] | None = None
+        self._validations = 0
+        self.last_folder: Path | None = None
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
+            self._batch = _take(batch, self.num_videos)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        self._validations += 1
+        if (self._validations - 1) % self.every_n_validations:
+            return
+        fake = pl_module.generate(_to(batch, pl_module.device), sampler=self.sampler, steps=self.steps,
+                                  guidance_scale=self.guidance_scale, seed=self.seed).cpu()
+        self.last_folder = self.write(Path(trainer.default_root_dir), trainer.global_step, batch, fake)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for i in range(len(fake)):
+                    strip = torch.cat([_strip(batch, batch["video"][i], i), _strip(batch, fake[i], i)], dim=1)
+                    logger.experiment.add_image(f"samples/{i:02d}", (strip + 1) / 2, trainer.global_step)
+
+    def write(self, root: Path, step: int, batch: Mapping[str, Any], fake: torch.Tensor) -> Path:
+        """Write the side-by-side mp4s (and captions) of one validation; returns their folder."""
+        from vidiff.io.atomic import write_text_atomic
+        from vidiff.io.video import write_video
+
+        folder = root / self.folder / f"step_{step:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(len(fake)):
+            order = _frame_order(batch, i)
+            side = torch.cat([batch["video"][i][order], fake[i][order]], dim=-1)  # (t, c, h, 2w)
+            write_video(folder / f"sample_{i:02d}.mp4", side, fps=self.fps)
+        captions = batch.get("caption")
+        if captions and any(captions):
+            write_text_atomic(folder / "captions.txt", "".join(f"sample_{i:02d}: {c}\n" for i, c in enumerate(captions)))
+        log.info("step %d: wrote %d sample videos to %s", step, len(fake), folder)
+        return folder
+
+
+def _frame_order(batch: Mapping[str, Any], i: int) -> torch.Tensor:
+    """Indices of sample ``i``'s valid frames sorted by their position in the source video."""
+    valid = batch["valid"][i].bool()
+    slots = torch.nonzero(valid).flatten()
+    return slots[torch.argsort(batch["frame_idx"][i][slots])]
+
+
+def _strip(batch: Mapping[str, Any], video: torch.Tensor, i: int) -> torch.Tensor:
+    """(t, c, h, w) -> (c, h, t' w): sample ``i``'s valid frames side by side."""
+    frames = video[_frame_order(batch, i)].float().clamp(-1, 1)
+    return torch.cat(list(frames), dim=-1)

@@ -1,0 +1,107 @@
+"""Checkpoint files: atomic writes and where they go.
+
+* :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file in the target folder, flushes it to
+  disk and then ``os.replace``-s it over the target, so a crash (or a NaN stop) mid-save never leaves a
+  half-written ``last.ckpt``: readers see the old file or the new one.
+* :class:`RunCheckpoint` is Lightning's ``ModelCheckpoint`` with vidiff's defaults (``last.ckpt`` plus the best
+  by ``val/loss``) writing to ``<default_root_dir>/checkpoints`` rather than into a per-run logger version, so
+  ``--ckpt_path last`` finds the previous run's checkpoint when a run is resumed into the same folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+log = logging.getLogger(__name__)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO whose saves are atomic (local paths; other file systems use Lightning's own)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"storage_options: {type(self).__name__} takes none, got {storage_options!r}")
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path)
+            return
+        atomic_torch_save(checkpoint, path)
+        log.debug("saved checkpoint %s", path)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` writing ``last.ckpt`` and the best (lowest ``val/loss``) checkpoint.
+
+    Args:
+        dirpath: folder of the checkpoints; default ``<trainer.default_root_dir>/checkpoints``.
+        filename: name of the best checkpoint(s), Lightning's format syntax.
+        monitor: logged metric that ranks checkpoints.
+        mode: ``"min"`` or ``"max"`` of ``monitor``.
+        save_last: also keep ``last.ckpt`` (the resume point).
+        save_top_k: how many best checkpoints to keep.
+        every_n_train_steps: also save every this many steps (default: at every validation).
+        auto_insert_metric_name: Lightning's ``name=value`` file names (off: ``best-000250.ckpt``).
+        **kwargs: any other ``ModelCheckpoint`` argument.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        filename: str = "best-{step:06d}",
+        monitor: str | None = "val/loss",
+        mode: str = "min",
+        save_last: bool = True,
+        save_top_k: int = 1,
+        every_n_train_steps: int | None = None,
+        auto_insert_metric_name: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            mode=mode,
+            save_last=save_last,
+            save_top_k=save_top_k,
+            every_n_train_steps=every_n_train_steps,
+            auto_insert_metric_name=auto_insert_metric_name,
+            **kwargs,
+        )
+
+    def _default_dir(self, trainer: Trainer) -> None:
+        if self.dirpath is None:
+            self.dirpath = os.path.realpath(os.path.join(trainer.default_root_dir, "checkpoints"))
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        self._default_dir(trainer)
+        super().setup(trainer, pl_module, stage)
+
+    def _find_last_checkpoints(self, trainer: Trainer) -> set[str]:
+        # Called to resolve ``ckpt_path="last"`` before ``setup``; the folder must already be known.
+        self._default_dir(trainer)
+        return super()._find_last_checkpoints(trainer)

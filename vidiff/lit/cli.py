@@ -1,0 +1,121 @@
+"""`vidiff fit|validate|test|predict`: Lightning's CLI with vidiff's defaults.
+
+Model and data are chosen in YAML by ``class_path`` (subclass mode): ``vidiff.lit.VideoDiffusion`` with any net,
+``vidiff.data.ShapesDataModule`` or ``vidiff.data.VideoFolderDataModule``. Always-on callbacks get their own
+config sections:
+
+* ``checkpoint``: :class:`~vidiff.lit.checkpoint.RunCheckpoint` (``last.ckpt`` + best by ``val/loss``, in
+  ``<trainer.default_root_dir>/checkpoints``), written atomically by :class:`~vidiff.lit.checkpoint.AtomicCheckpointIO`;
+* ``samples``: :class:`~vidiff.lit.callbacks.SampleVideos` (mp4s in ``<default_root_dir>/samples/step_NNNNNN``);
+* ``resume``: :class:`~vidiff.lit.callbacks.ResumeState` (exact ``--ckpt_path last`` resume).
+
+TensorBoard logs (and the resolved ``config.yaml``) go to ``<default_root_dir>/lightning_logs/version_N``; a
+second run into the same folder gets the next version.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
+
+from vidiff.lit.callbacks import ResumeState, SampleVideos
+from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from vidiff.lit.video_diffusion import VideoDiffusion
+
+log = logging.getLogger(__name__)
+
+#: Values LightningCLI uses when a config says nothing about them.
+TRAINER_DEFAULTS: dict[str, Any] = {"default_root_dir": "runs/vidiff"}
+
+#: Settings that must agree between ``model.init_args`` and ``data.init_args``.
+SHARED_KEYS = ("image_size", "max_frames")
+
+
+def _import_builtin_parts() -> None:
+    """Import vidiff's data modules so YAML may name them by class name alone (``class_path: ShapesDataModule``)."""
+    try:
+        import vidiff.data  # noqa: F401
+    except ImportError as err:  # pragma: no cover - only while the data package is incomplete
+        log.debug("vidiff.data not importable: %s", err)
+
+
+class VidiffCLI(LightningCLI):
+    """LightningCLI with vidiff's checkpointing, sample videos, exact resume and atomic checkpoint files."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(SampleVideos, "samples")
+        parser.add_lightning_class_args(ResumeState, "resume")
+
+    def after_instantiate_classes(self) -> None:
+        model, data = self.model, self.datamodule
+        if data is None:
+            return
+        for key in SHARED_KEYS:
+            data_value = getattr(data, "hparams", {}).get(key)
+            model_value = getattr(model, key, None)
+            if data_value is not None and model_value is not None and data_value != model_value:
+                raise ValueError(
+                    f"model.init_args.{key}={model_value} but data.init_args.{key}={data_value}: they must agree"
+                )
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+
+def run_lightning_cli(argv: Sequence[str], run: bool = True) -> VidiffCLI:
+    """Run ``vidiff fit|validate|test|predict ...``; ``argv`` starts with the subcommand.
+
+    Returns the CLI object (``.trainer``, ``.model``, ``.datamodule``); with ``run=False`` (no subcommand in
+    ``argv``) it only parses and instantiates.
+    """
+    _import_builtin_parts()
+    saved = sys.argv
+    sys.argv = ["vidiff", *argv]  # LightningCLI reads sys.argv; this also makes usage lines say "vidiff"
+    try:
+        cli = VidiffCLI(
+            VideoDiffusion,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": "vidiff"},
+            run=run,
+        )
+    finally:
+        sys.argv = saved
+    if run and cli.subcommand == "fit" and cli.trainer.is_global_zero:
+        _report(cli)
+    return cli
+
+
+def _report(cli: VidiffCLI) -> None:
+    """Tell the user where the run's files are."""
+    trainer = cli.trainer
+    ckpt = trainer.checkpoint_callback
+    root = Path(trainer.default_root_dir)
+    lines = [f"vidiff fit: {trainer.global_step} steps in {root}/"]
+    if ckpt is not None and getattr(ckpt, "last_model_path", ""):
+        lines.append(f"  last checkpoint: {ckpt.last_model_path}")
+    if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+        lines.append(f"  best checkpoint: {ckpt.best_model_path}")
+    samples = root / "samples"
+    if samples.is_dir():
+        lines.append(f"  sample videos:   {samples}/step_*/sample_*.mp4")
+    if trainer.log_dir:
+        lines.append(f"  TensorBoard:     tensorboard --logdir {trainer.log_dir}")
+    print("\n".join(lines))

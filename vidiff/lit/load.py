@@ -1,0 +1,83 @@
+"""Load a trained :class:`VideoDiffusion` for inference from a Lightning checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidiff.lit.parts import import_class
+from vidiff.lit.video_diffusion import VideoDiffusion
+
+log = logging.getLogger(__name__)
+
+#: Constructor arguments that only matter for training; not needed (nor rebuilt) for inference.
+TRAINING_ONLY = ("optimizer", "lr_scheduler")
+
+
+def load_model(
+    ckpt_path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    **overrides: Any,
+) -> VideoDiffusion:
+    """Rebuild a :class:`VideoDiffusion` from a checkpoint's hyperparameters and load its weights.
+
+    The file is read with ``torch.load(weights_only=True)`` (no code from the file runs). The model comes back in
+    eval mode, without gradients, with the EMA weights copied into ``.net`` (and a trained text encoder), so
+    ``model.net``, ``model.schedule``, ``model.prediction``, ``model.autoencoder``, ``model.text_encoder``,
+    ``model.image_size``, ``model.channels`` and ``model.max_frames`` are ready for sampling.
+
+    Args:
+        ckpt_path: a checkpoint written by ``vidiff fit`` (e.g. ``runs/shapes_tiny/checkpoints/last.ckpt``).
+        device: where to put the model.
+        use_ema: copy the EMA weights into the net (the default); False keeps the raw trained weights.
+        **overrides: constructor arguments that replace the stored ones (e.g. ``autoencoder_ckpt`` when the
+            autoencoder file moved).
+
+    Raises:
+        FileNotFoundError: no file at ``ckpt_path``.
+        ValueError: the checkpoint is not a vidiff ``VideoDiffusion`` checkpoint (no hyperparameters / weights).
+        RuntimeError: ``use_ema`` but the checkpoint holds no EMA state.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path: no checkpoint file at {str(path)!r}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"ckpt_path: {path} is not a Lightning checkpoint (no 'state_dict')")
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    cls: type = VideoDiffusion
+    class_path = hparams.pop("_class_path", None)
+    if class_path is not None:
+        cls = import_class(class_path, "checkpoint model")
+        if not (isinstance(cls, type) and issubclass(cls, VideoDiffusion)):
+            raise ValueError(f"ckpt_path: {path} holds a {class_path}, not a vidiff VideoDiffusion")
+    for key in TRAINING_ONLY:
+        hparams.pop(key, None)
+    hparams.update(overrides)
+    if "net" not in hparams:
+        raise ValueError(
+            f"ckpt_path: {path} stores no 'net' config in its hyper_parameters (the net was passed as an object "
+            "without .config); pass net=... to load_model"
+        )
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in hparams if k not in accepted)
+    if unknown:
+        log.warning("checkpoint %s: ignoring unknown hyperparameters %s", path, unknown)
+    model = cls(**{k: v for k, v in hparams.items() if k in accepted})
+    if not use_ema:
+        model.ema = None
+        state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("ema.")}
+    else:
+        model.on_load_checkpoint(ckpt)  # refuses a checkpoint without EMA state
+        state = ckpt["state_dict"]
+    model.load_state_dict(state, strict=True)
+    if model.ema is not None:
+        model.ema.copy_to(model._trained())
+    return model.eval().requires_grad_(False).to(device)

@@ -1,0 +1,322 @@
+"""`VideoDiffusion`: the Lightning module that trains a video denoiser with FDM-style frame masks.
+
+It composes pure-torch parts and owns no algorithm itself: a :class:`~vidiff.diffusion.NoiseSchedule`, the
+denoiser (:class:`~vidiff.nn.unet.SpaceTimeUNet` or any module with its call signature), an optional frozen
+autoencoder (latent diffusion), an optional text encoder (captions, classifier-free guidance), :class:`EMA`
+weights, and the diffusion loss and samplers of :mod:`vidiff.diffusion`.
+
+Training (per batch of ``k`` frames per video): observed frames stay clean (the net sees them at t = 0), latent
+frames are noised, and the loss covers latent, valid frames only. Validation logs the same loss with fixed noise
+on the EMA weights; :class:`vidiff.lit.callbacks.SampleVideos` turns validation batches into sample videos.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, diffusion_loss, sample
+from vidiff.lit.ema import EMA
+from vidiff.lit.parts import build_callable, build_module, eval_mode, is_plain, module_spec
+from vidiff.nn.text import TextEncoder
+from vidiff.nn.unet import SpaceTimeUNet
+
+log = logging.getLogger(__name__)
+
+NONFINITE_POLICIES = ("error", "skip")
+PREDICTIONS = ("eps", "x0", "v")
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _frames(mask: torch.Tensor) -> torch.Tensor:
+    """(b, t) -> (b, t, 1, 1, 1), to broadcast a per-frame mask over videos."""
+    return mask[:, :, None, None, None]
+
+
+class VideoDiffusion(pl.LightningModule):
+    """Video diffusion model with frame masks, EMA, optional latent space and text conditioning.
+
+    Args:
+        net: the denoiser ``net(x (b,t,c,h,w), t (b,), frame_idx (b,t), observed (b,t), context) -> (b,t,c,h,w)``,
+            or its ``{class_path, init_args}`` mapping (how it is stored in checkpoints).
+        image_size: frame height and width in pixels.
+        channels: pixel channels of the videos.
+        max_frames: frames per training sample (``k``).
+        schedule: noise schedule kind (``linear``, ``scaled_linear``, ``cosine``).
+        num_timesteps: training timesteps T.
+        zero_terminal_snr: rescale the schedule to zero terminal SNR (use with ``prediction: v``).
+        prediction: what the net predicts: ``eps``, ``x0`` or ``v``.
+        min_snr_gamma: min-SNR loss weighting gamma (e.g. 5), or None for the plain MSE.
+        text_encoder: caption encoder (``encode(list[str]) -> (b, L, d)``, ``null_embedding(b)``) or None.
+        cond_drop_prob: probability of replacing a caption by the null embedding in training (for CFG).
+        autoencoder_ckpt: file of a frozen autoencoder (``vidiff.nn.autoencoder.save_autoencoder``); the model
+            then works on its latents. None: pixel space.
+        optimizer: optimizer factory over the trainable parameters.
+        lr_scheduler: learning-rate scheduler factory (stepped every optimizer step), or None.
+        ema_decay: EMA decay in [0, 1), or None for no EMA (sampling and validation then use the raw weights).
+        ema_warmup: ramp the EMA decay up as ``(1 + n) / (10 + n)`` over the first updates.
+        on_nonfinite: on a NaN/inf training loss, ``error`` (stop the run) or ``skip`` (skip the step).
+        val_seed: seed of the fixed validation noise.
+    """
+
+    def __init__(
+        self,
+        net: SpaceTimeUNet,
+        image_size: int = 32,
+        channels: int = 3,
+        max_frames: int = 8,
+        schedule: str = "linear",
+        num_timesteps: int = 1000,
+        zero_terminal_snr: bool = False,
+        prediction: str = "eps",
+        min_snr_gamma: float | None = None,
+        text_encoder: TextEncoder | None = None,
+        cond_drop_prob: float = 0.1,
+        autoencoder_ckpt: str | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        ema_decay: float | None = 0.999,
+        ema_warmup: bool = True,
+        on_nonfinite: str = "error",
+        val_seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():  # modules passed as objects are recorded by their config just below
+            warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        self._plain_hparams(net, text_encoder)
+        self.image_size = _positive("image_size", image_size)
+        self.channels = _positive("channels", channels)
+        self.max_frames = _positive("max_frames", max_frames)
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction: expected one of {list(PREDICTIONS)}, got {prediction!r}")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, got {on_nonfinite!r}")
+        if not 0.0 <= cond_drop_prob <= 1.0:
+            raise ValueError(f"cond_drop_prob: expected a probability in [0, 1], got {cond_drop_prob}")
+        if min_snr_gamma is not None and not min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma: expected a positive number or null, got {min_snr_gamma}")
+        self.schedule = NoiseSchedule(schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr)
+        self.prediction, self.min_snr_gamma, self.cond_drop_prob = prediction, min_snr_gamma, cond_drop_prob
+        self.on_nonfinite, self.val_seed = on_nonfinite, val_seed
+        self.optimizer_factory = build_callable(optimizer, "optimizer")
+        self.lr_scheduler_factory = build_callable(lr_scheduler, "lr_scheduler")
+        self.net = build_module(net, "net")
+        self.text_encoder = None if text_encoder is None else build_module(text_encoder, "text_encoder", TextEncoder)
+        self.autoencoder = None if autoencoder_ckpt is None else self._load_autoencoder(autoencoder_ckpt)
+        self.ema = None if ema_decay is None else EMA(self._trained(), ema_decay, ema_warmup)
+
+    # ----------------------------------------------------------------------------------------------- parts
+    def _plain_hparams(self, net: Any, text_encoder: Any) -> None:
+        """Keep only plain data in ``hparams`` so checkpoints load with ``torch.load(weights_only=True)``.
+
+        Modules passed as objects are recorded by their ``{class_path, init_args}`` when they expose ``.config``.
+        """
+        for name, part in (("net", net), ("text_encoder", text_encoder)):
+            if isinstance(part, nn.Module):
+                spec = module_spec(part)
+                if spec is not None:
+                    self.hparams[name] = spec
+        for key in [k for k, v in self.hparams.items() if not is_plain(v)]:
+            log.debug("hparam %s is not plain data; it is not stored in checkpoints", key)
+            del self.hparams[key]
+
+    def _load_autoencoder(self, path: str) -> nn.Module:
+        from vidiff.nn.autoencoder import load_autoencoder
+
+        autoencoder = load_autoencoder(path).eval().requires_grad_(False)
+        if autoencoder.in_channels != self.channels:
+            raise ValueError(
+                f"autoencoder_ckpt: {path} encodes {autoencoder.in_channels}-channel frames but channels={self.channels}"
+            )
+        return autoencoder
+
+    def _trained(self) -> nn.ModuleDict:
+        """The trained modules (the net and a trainable text encoder) as one tree: what EMA averages."""
+        parts = {"net": self.net}
+        if self.text_encoder is not None and any(p.requires_grad for p in self.text_encoder.parameters()):
+            parts["text_encoder"] = self.text_encoder
+        return nn.ModuleDict(parts)
+
+    def sampling_parts(self, use_ema: bool = True) -> tuple[nn.Module, TextEncoder | None]:
+        """``(net, text_encoder)`` to sample with: the EMA copies when ``use_ema`` and EMA is on."""
+        if not use_ema or self.ema is None:
+            return self.net, self.text_encoder
+        shadow = self.ema.shadow
+        return shadow["net"], shadow["text_encoder"] if "text_encoder" in shadow else self.text_encoder
+
+    def train(self, mode: bool = True) -> VideoDiffusion:
+        super().train(mode)
+        if self.autoencoder is not None:
+            self.autoencoder.eval()  # frozen
+        return self
+
+    # ---------------------------------------------------------------------------------------------- tensors
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixels ``(b, t, c, h, w)`` in [-1, 1] -> what the net models (latents, or the pixels themselves)."""
+        return video if self.autoencoder is None else self.autoencoder.encode_video(video)
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`encode`: ``(b, t, c', h', w')`` -> pixels ``(b, t, c, h, w)`` clamped to [-1, 1]."""
+        x = x if self.autoencoder is None else self.autoencoder.decode_video(x)
+        return x.float().clamp(-1, 1)
+
+    def _check_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, ...]:
+        missing = [k for k in ("video", "frame_idx", "observed", "valid") if k not in batch]
+        if missing:
+            raise ValueError(f"batch: missing keys {missing}; a vidiff batch has video, frame_idx, observed, valid")
+        video, frame_idx = batch["video"], batch["frame_idx"]
+        observed, valid = batch["observed"].bool(), batch["valid"].bool()
+        _, k, c, h, w = video.shape
+        if (c, h, w) != (self.channels, self.image_size, self.image_size) or k > self.max_frames:
+            raise ValueError(
+                f"batch video: expected (b, <= max_frames={self.max_frames}, channels={self.channels}, "
+                f"image_size={self.image_size}, {self.image_size}) from the model config, got {tuple(video.shape)}; "
+                "make model.init_args and data.init_args agree"
+            )
+        return video, frame_idx, observed, valid
+
+    def context(self, captions: list[str] | None, b: int, drop_prob: float = 0.0, text: TextEncoder | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Text context ``(b, L, d)`` with each caption replaced by the null embedding with ``drop_prob``."""
+        text = self.text_encoder if text is None else text
+        if text is None:
+            return None
+        captions = list(captions) if captions is not None else [""] * b
+        ctx = text.encode(captions)
+        if drop_prob > 0:
+            drop = torch.rand(b, device=ctx.device, generator=generator) < drop_prob
+            ctx = torch.where(drop[:, None, None], text.null_embedding(b).to(ctx), ctx)
+        return ctx
+
+    def loss(self, batch: Mapping[str, Any], net: nn.Module, text: TextEncoder | None = None,
+             drop_prob: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean."""
+        video, frame_idx, observed, valid = self._check_batch(batch)
+        x0 = self.encode(video)
+        b = x0.shape[0]
+        t = torch.randint(0, self.schedule.num_timesteps, (b,), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        x_in = torch.where(_frames(observed), x0, self.schedule.q_sample(x0, t, noise))
+        ctx = self.context(batch.get("caption"), b, drop_prob, text, generator)
+        pred = net(x_in, t, frame_idx, observed, ctx)
+        weight = _frames(valid & ~observed)
+        return diffusion_loss(pred, x0, noise, t, self.schedule, self.prediction, weight, self.min_snr_gamma)
+
+    # ------------------------------------------------------------------------------------------- lightning
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
+        loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach())), all=True)
+        if not finite:
+            msg = f"non-finite training loss ({loss.item()}) at global step {self.global_step}, batch {batch_idx}"
+            if self.on_nonfinite == "error":
+                raise FloatingPointError(
+                    f"{msg}: stopping. Weights, EMA and the last checkpoint are those of the last good step "
+                    "(set model.init_args.on_nonfinite=skip to skip such steps instead)"
+                )
+            log.warning("%s: skipping the step (on_nonfinite=skip)", msg)
+            self._skipped_step = True
+            self.log("train/skipped_steps", 1.0, reduce_fx="sum", on_step=False, on_epoch=True)
+            return None
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["video"]))
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        self._skipped_step = False
+        super().optimizer_step(*args, **kwargs)  # runs the closure: training_step and backward
+        if self.ema is not None and not self._skipped_step:
+            self.ema.update(self._trained())
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        generator = torch.Generator(device=self.device).manual_seed(self.val_seed + batch_idx)
+        net, text = self.sampling_parts()
+        with eval_mode(net, text):
+            loss = self.loss(batch, net, text, generator=generator)
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(batch["video"]))
+        return loss
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        generator = torch.Generator(device=self.device).manual_seed(self.val_seed + batch_idx)
+        net, text = self.sampling_parts()
+        with eval_mode(net, text):
+            loss = self.loss(batch, net, text, generator=generator)
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["video"]))
+        return loss
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        return self.generate(batch, seed=self.val_seed + batch_idx)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self._trained().parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        has_ema = any(key.startswith("ema.") for key in state)
+        if self.ema is not None and not has_ema:
+            raise RuntimeError(
+                "checkpoint: has no EMA state (no 'ema.*' weights) but the model has ema_decay="
+                f"{self.ema.decay}; refusing to fall back silently to the raw weights. Load it with ema_decay=null "
+                "if it was trained without EMA."
+            )
+
+    # -------------------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate(
+        self,
+        batch: Mapping[str, Any],
+        sampler: str = "ddim",
+        steps: int = 25,
+        eta: float = 0.0,
+        guidance_scale: float = 1.0,
+        spacing: str = "leading",
+        seed: int = 0,
+        use_ema: bool = True,
+    ) -> torch.Tensor:
+        """Fill the latent frames of a batch; observed frames are given (the sampler's known-region hook).
+
+        Returns:
+            pixels ``(b, k, c, h, w)`` in [-1, 1]: observed frames reproduced, latent ones sampled.
+        """
+        video, frame_idx, observed, valid = self._check_batch(batch)
+        known = self.encode(video)
+        b = known.shape[0]
+        net, text = self.sampling_parts(use_ema)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        with eval_mode(net, text):
+            ctx = self.context(batch.get("caption"), b, text=text)
+
+            def model_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+                n = x.shape[0] // b  # classifier-free guidance stacks the batch
+                return net(x, t, frame_idx.repeat(n, 1), observed.repeat(n, 1), c)
+
+            if text is not None and guidance_scale != 1.0:
+                denoiser = classifier_free_guidance(model_fn, ctx, text.null_embedding(b), guidance_scale)
+            else:
+                def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    return model_fn(x, t, ctx)
+
+            noise = torch.randn(known.shape, device=known.device, dtype=known.dtype, generator=generator)
+            x0 = sample(
+                denoiser, noise, self.schedule, sampler, steps, eta, self.prediction, spacing, generator,
+                known=known, known_mask=_frames(observed & valid), known_noised=False,
+            )
+        return self.decode(x0)
