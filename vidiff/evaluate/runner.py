@@ -1,0 +1,196 @@
+"""Run one evaluation: ground truth, the model's videos through the long-video executor, baselines, scores.
+
+    from vidiff.evaluate import EvalConfig, evaluate
+    model = VideoModel.from_module(vidiff.lit.load_model("last.ckpt"))
+    report, videos = evaluate(model, world_settings(None, 32), EvalConfig("prediction", baselines=["all"]))
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from vidiff.evaluate.baselines import copy_last, extrapolate_centres, linear_blend, noise_frames
+from vidiff.evaluate.scoring import detect_many, score_centres, score_videos
+from vidiff.evaluate.tasks import TaskSpec, resolve_baselines, task_spec
+from vidiff.evaluate.truth import GroundTruth, eval_world, ground_truth
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EvalConfig", "evaluate", "generate", "baseline_videos", "TRUTH"]
+
+#: Column name of the ground truth scored like a method (the ceiling of the detection-based scores).
+TRUTH = "ground truth"
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation (the options of `vidiff evaluate`).
+
+    Attributes:
+        task: one of :data:`vidiff.evaluate.TASKS`.
+        num_videos: ground-truth videos (and samples).
+        scheme: long-video scheme (default per task, :data:`vidiff.evaluate.DEFAULT_SCHEMES`).
+        sampler, steps, eta: diffusion sampler settings per stage.
+        guidance: classifier-free guidance scale (text task).
+        seed: sampling seed (and the noise baseline's).
+        num_observed, horizon, length: the task's frames (:func:`vidiff.evaluate.task_spec`).
+        max_frames: K per stage (default the model's).
+        step_size: frames generated per stage (default the scheme's).
+        baselines: baseline names or ``"all"``.
+        batch_budget: stage x video items per forward pass.
+        split_offset: shifts the evaluation split (another set of held-out videos).
+        i3d: local I3D weights file for FVD/KVD, or None.
+        truth: also score the ground truth itself (column ``ground truth``).
+        progress: progress bar while sampling.
+    """
+
+    task: str
+    num_videos: int = 16
+    scheme: str | None = None
+    sampler: str = "ddim"
+    steps: int = 50
+    eta: float = 0.0
+    guidance: float = 1.0
+    seed: int = 0
+    num_observed: int = 8
+    horizon: int = 8
+    length: int | None = None
+    max_frames: int | None = None
+    step_size: int | None = None
+    baselines: list[str] = field(default_factory=list)
+    batch_budget: int = 16
+    split_offset: int = 0
+    i3d: str | None = None
+    truth: bool = True
+    progress: bool = True
+
+
+def _check(cfg: EvalConfig, model: Any) -> int:
+    """Validate ``cfg``; returns K."""
+    from vidiff.diffusion import SAMPLERS
+
+    for name in ("num_videos", "steps", "batch_budget"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if cfg.sampler not in SAMPLERS:
+        raise ValueError(f"sampler: unknown sampler {cfg.sampler!r}; valid names: {', '.join(SAMPLERS)}")
+    k = cfg.max_frames or (getattr(model, "max_frames", None) if model is not None else None) or 8
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"max_frames: expected an integer >= 2, got {k!r}")
+    if model is not None and cfg.task == "text" and getattr(model, "text_encoder", None) is None:
+        raise ValueError("task: 'text' needs a model with a text encoder (this checkpoint has none)")
+    return k
+
+
+def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, max_frames: int) -> torch.Tensor:
+    """The model's videos for the task: the given ground-truth frames (and captions) in, ``(n, T, c, h, w)`` out."""
+    from vidiff.long_video import SamplerSettings
+    from vidiff.sample import sample_long_videos
+    from vidiff.schemes import plan
+
+    try:
+        stages = plan(spec.scheme, spec.length, max_frames, cfg.step_size, given=spec.given)
+    except ValueError as err:
+        raise ValueError(f"scheme: {spec.scheme!r} cannot run the {spec.task} task ({err})") from err
+    given = None
+    if spec.given:
+        with torch.no_grad():
+            device = next(iter(model.net.parameters())).device
+            given = model.encode(truth.videos[:, list(spec.given)].to(device))
+    context = null = None
+    if spec.uses_caption:
+        with torch.no_grad():
+            context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
+    settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, None, cfg.guidance)
+    videos = sample_long_videos(
+        model, stages, spec.length, len(truth), cfg.seed, settings, given, list(spec.given), context, null,
+        batch_budget=cfg.batch_budget, progress=cfg.progress, max_frames=max_frames,
+    )
+    return videos.float().clamp(-1, 1).cpu()
+
+
+def baseline_videos(name: str, spec: TaskSpec, truth: GroundTruth, seed: int = 0) -> torch.Tensor | list[dict]:
+    """A baseline's output: ``(n, T, c, h, w)`` videos, or (``linear`` for prediction) per-video
+    predicted centres at the scored frames (colour -> ``(k, 2)``)."""
+    if name == "copy-last":
+        return copy_last(truth.videos, spec.given)
+    if name == "noise":
+        return noise_frames(truth.videos, spec.given, torch.Generator().manual_seed(seed))
+    if name == "linear":
+        if spec.task == "interpolation":
+            return linear_blend(truth.videos, spec.given)
+        given = list(spec.given)
+        return [extrapolate_centres(det, given, spec.scored) for det in detect_many(truth.videos[:, given])]
+    raise ValueError(f"baseline: unknown baseline {name!r}; valid names: copy-last, linear, noise")
+
+
+def _distances(results: dict, videos: dict[str, torch.Tensor], truth: GroundTruth, spec: TaskSpec, path: str) -> None:
+    """Add ``fvd`` and ``kvd`` (first 16 scored frames) for every method with videos."""
+    from vidiff.metrics import FVD_FRAMES, fvd, kvd, load_i3d
+    from vidiff.metrics.i3d import MIN_FRAMES
+
+    if len(spec.scored) < MIN_FRAMES:
+        raise ValueError(f"i3d: FVD needs >= {MIN_FRAMES} scored frames; the {spec.task} task scores {len(spec.scored)}")
+    if len(truth) < 2:
+        raise ValueError(f"num_videos: FVD needs >= 2 videos, got {len(truth)}")
+    net = load_i3d(path)
+    frames = list(spec.scored[:FVD_FRAMES])
+    real = truth.videos[:, frames]
+    for name, vids in videos.items():
+        results[name]["fvd"] = fvd(real, vids[:, frames], net)
+        results[name]["kvd"] = kvd(real, vids[:, frames], net)
+
+
+def evaluate(
+    model: Any, world: dict[str, Any], cfg: EvalConfig
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Score a model (and baselines) on one task.
+
+    Args:
+        model: a :class:`vidiff.sample.VideoModel`, or None to score only the baselines.
+        world: Shapes-world settings (:func:`vidiff.evaluate.world_settings`).
+        cfg: the settings.
+
+    Returns:
+        ``(report, videos)``: the report dict (:func:`vidiff.evaluate.build_report`) and the videos of every
+        method that makes videos, ``(n, T, c, h, w)`` each, plus the ground truth under :data:`TRUTH`.
+    """
+    from vidiff.evaluate.report import build_report
+
+    max_frames = _check(cfg, model)
+    spec = task_spec(cfg.task, max_frames, num_observed=cfg.num_observed, horizon=cfg.horizon, length=cfg.length,
+                     scheme=cfg.scheme)
+    names = resolve_baselines(cfg.task, cfg.baselines)
+    if model is None and not names:
+        raise ValueError("baseline: with no model, name at least one baseline to score")
+    truth = ground_truth(eval_world(world, cfg.num_videos, spec.length, cfg.split_offset), spec.length)
+    results: dict[str, dict] = {}
+    videos: dict[str, torch.Tensor] = {}
+    seconds = None
+    if model is not None:
+        start = time.perf_counter()
+        videos["model"] = generate(model, spec, truth, cfg, max_frames)
+        seconds = round(time.perf_counter() - start, 2)
+        results["model"] = score_videos(videos["model"], truth, spec)
+    for name in names:
+        out = baseline_videos(name, spec, truth, cfg.seed)
+        if isinstance(out, torch.Tensor):
+            videos[name] = out
+            results[name] = score_videos(out, truth, spec)
+        else:
+            results[name] = score_centres(out, truth, spec)
+    if cfg.truth:
+        results[TRUTH] = score_videos(truth.videos, truth, spec, pixels=False)
+    if cfg.i3d is not None:
+        _distances(results, videos, truth, spec, cfg.i3d)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "truth")}
+    settings.update(max_frames=max_frames, scheme=spec.scheme, length=spec.length, sampling_seconds=seconds,
+                    world={k: v for k, v in world.items()})
+    videos[TRUTH] = truth.videos
+    return build_report(spec, results, settings), videos
