@@ -43,10 +43,16 @@ def test_cfg_scale_one_zero_and_negative_context():
     model.batches.clear()
     assert torch.allclose(classifier_free_guidance(model, c, null, 1.0)(x, t), cond, atol=1e-6)
     assert torch.allclose(classifier_free_guidance(model, c, null, 0.0)(x, t), uncond, atol=1e-6)
-    assert torch.allclose(classifier_free_guidance(model, c, null, 7.5)(x, t), uncond + 7.5 * (cond - uncond), atol=1e-5)
-    assert torch.allclose(classifier_free_guidance(model, c, null, 0.0, negative_context=neg)(x, t), negative, atol=1e-6)
     assert torch.allclose(
-        classifier_free_guidance(model, c, null, 3.0, negative_context=neg)(x, t), negative + 3 * (cond - negative), atol=1e-5
+        classifier_free_guidance(model, c, null, 7.5)(x, t), uncond + 7.5 * (cond - uncond), atol=1e-5
+    )
+    assert torch.allclose(
+        classifier_free_guidance(model, c, null, 0.0, negative_context=neg)(x, t), negative, atol=1e-6
+    )
+    assert torch.allclose(
+        classifier_free_guidance(model, c, null, 3.0, negative_context=neg)(x, t),
+        negative + 3 * (cond - negative),
+        atol=1e-5,
     )
     assert model.batches == [6] * 5  # one batched call (cond and uncond concatenated) per evaluation
 
@@ -76,7 +82,9 @@ def test_cfg_with_dict_and_none_contexts():
     x, t = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
     out = classifier_free_guidance(model, {"y": torch.tensor([1.0, 2.0])}, {"y": torch.zeros(1)}, 2.0)(x, t)
     assert torch.allclose(out, torch.tensor([[2.0] * 3, [4.0] * 3]))
-    out = classifier_free_guidance(lambda x, t, c: x + (0 if c is None else c), torch.ones(2, 3), None, 2.0)(x, t)
+    out = classifier_free_guidance(lambda x, t, c: x + (0 if c is None else c), torch.ones(2, 3), None, 2.0)(
+        x, t
+    )
     assert torch.allclose(out, torch.full((2, 3), 2.0))  # falls back to two calls for a None context
 
 
@@ -84,7 +92,9 @@ def test_conditioning_strength_and_mix():
     c1, c2 = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
     assert torch.allclose(scale_conditioning(c1, 0.3), 0.3 * c1)
     assert torch.allclose(mix_conditioning(c1, c2, 0.25), 0.25 * c1 + 0.75 * c2)
-    assert torch.equal(mix_conditioning(c1, c2, 1.0), c1) and torch.equal(scale_conditioning(c1, 0.0), torch.zeros_like(c1))
+    assert torch.equal(mix_conditioning(c1, c2, 1.0), c1) and torch.equal(
+        scale_conditioning(c1, 0.0), torch.zeros_like(c1)
+    )
     with pytest.raises(ValueError, match=r"c2 must have the shape of c1"):
         mix_conditioning(c1, c2[:1], 0.5)
 
@@ -100,7 +110,8 @@ def test_thresholding():
     assert st.min() >= -1 and st.max() <= 1 and torch.equal(st[big.abs() <= 1], big[big.abs() <= 1])
     dyn = dynamic_threshold(big, 0.9)
     assert dyn.abs().max() <= 1 and torch.equal(dyn[0], big[0])
-    for i in range(1, 4):  # Imagen: s = max(1, percentile of |x0| over the sample); clip to [-s, s] and divide by s
+    # Imagen: s = max(1, percentile of |x0| over the sample); clip to [-s, s] and divide by s
+    for i in range(1, 4):
         s = max(1.0, torch.quantile(big[i].abs().flatten(), 0.9).item())
         assert torch.allclose(dyn[i], big[i].clamp(-s, s) / s, atol=1e-6)
         assert (dyn[i].abs() == 1).float().mean() >= 0.09  # about 10% saturate at +-1
@@ -114,10 +125,20 @@ def test_thresholding():
 def test_thresholding_inside_samplers_keeps_x0_hat_in_range(threshold):
     sched = NoiseSchedule("linear", num_timesteps=100)
     seen = []
-    out = sample(lambda x, t: 4 * torch.ones_like(x), torch.randn(2, 3, 4, 4), sched, "ddim", 10, prediction="x0",
-                 threshold=threshold, callback=lambda i, n, x, x0: seen.append(x0.abs().max().item()))
+    out = sample(
+        lambda x, t: 4 * torch.ones_like(x),
+        torch.randn(2, 3, 4, 4),
+        sched,
+        "ddim",
+        10,
+        prediction="x0",
+        threshold=threshold,
+        callback=lambda i, n, x, x0: seen.append(x0.abs().max().item()),
+    )
     assert max(seen) <= 1 + 1e-6 and out.abs().max() <= 1 + 1e-6
-    free = sample(lambda x, t: 4 * torch.ones_like(x), torch.randn(2, 3, 4, 4), sched, "ddim", 10, prediction="x0")
+    free = sample(
+        lambda x, t: 4 * torch.ones_like(x), torch.randn(2, 3, 4, 4), sched, "ddim", 10, prediction="x0"
+    )
     assert torch.allclose(free, torch.full_like(free, 4.0))
 
 
@@ -141,8 +162,17 @@ def test_known_region_equals_known_content_at_the_end(sampler, known_noised):
         return _toy_denoiser(sched)(x, tt)
 
     g = torch.Generator().manual_seed(0)
-    out = sample(den, torch.randn(b, t, c, h, w), sched, sampler, 8, generator=g,
-                 known=known, known_mask=mask, known_noised=known_noised)
+    out = sample(
+        den,
+        torch.randn(b, t, c, h, w),
+        sched,
+        sampler,
+        8,
+        generator=g,
+        known=known,
+        known_mask=mask,
+        known_noised=known_noised,
+    )
     assert torch.equal(out[:, :2], known[:, :2])
     assert not torch.allclose(out[:, 2:], known[:, 2:], atol=1e-2)
     if known_noised:  # the model saw q_sample(known, t): noisier early, clean-ish late
@@ -156,7 +186,9 @@ def test_known_region_pixel_mask_for_inpainting():
     known = torch.randn(1, 3, 8, 8)
     mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     mask[..., :4] = True
-    out = sample(_toy_denoiser(sched), torch.randn(1, 3, 8, 8), sched, "ddim", 5, known=known, known_mask=mask)
+    out = sample(
+        _toy_denoiser(sched), torch.randn(1, 3, 8, 8), sched, "ddim", 5, known=known, known_mask=mask
+    )
     assert torch.equal(out[..., :4], known[..., :4])
 
 
@@ -167,7 +199,9 @@ def test_strength_zero_returns_image_and_one_equals_a_run_from_noise(sampler):
     noise = torch.randn(2, 3, 8, 8)
     den = _toy_denoiser(sched)
     assert torch.equal(sample(den, noise, sched, sampler, 10, init=image, strength=0.0), image)
-    from_image = sample(den, noise, sched, sampler, 10, init=image, strength=1.0, generator=torch.Generator().manual_seed(4))
+    from_image = sample(
+        den, noise, sched, sampler, 10, init=image, strength=1.0, generator=torch.Generator().manual_seed(4)
+    )
     from_noise = sample(den, noise, sched, sampler, 10, generator=torch.Generator().manual_seed(4))
     assert torch.equal(from_image, from_noise)
 
@@ -183,7 +217,8 @@ def test_strength_runs_the_last_steps_from_the_noised_image():
 
     sample(den, noise, sched, "ddim", 10, init=image, strength=0.3)
     assert [t for t, _ in calls] == [200, 100, 0]  # int(10 * 0.3) = 3 last leading timesteps
-    assert torch.allclose(calls[0][1], sched.q_sample(image, 200, noise))  # SDEdit: image destroyed to t = 200
+    # SDEdit: the image is destroyed down to t = 200
+    assert torch.allclose(calls[0][1], sched.q_sample(image, 200, noise))
 
 
 def test_bad_input():
@@ -193,11 +228,20 @@ def test_bad_input():
         sample(den, noise, sched, "ddim", 5, init=noise, strength=1.5)
     with pytest.raises(ValueError, match="strength"):
         sample(den, noise, sched, "ddim", 5, strength=0.5)
-    with pytest.raises(ValueError, match=r"init must have the same shape as noise: expected \(2, 3, 4, 4\), got \(2, 3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"init must have the same shape as noise: expected \(2, 3, 4, 4\), got \(2, 3, 4\)"
+    ):
         sample(den, noise, sched, "ddim", 5, init=noise[..., 0], strength=0.5)
-    with pytest.raises(ValueError, match=r"known must have the same shape as noise: expected \(2, 3, 4, 4\), got \(1, 3, 4, 4\)"):
-        sample(den, noise, sched, "ddim", 5, known=noise[:1], known_mask=torch.ones(2, 3, 4, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"known_mask must have the rank of noise.*\(2, 3, 4, 4\).*got shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"known must have the same shape as noise: expected \(2, 3, 4, 4\), got \(1, 3, 4, 4\)",
+    ):
+        sample(
+            den, noise, sched, "ddim", 5, known=noise[:1], known_mask=torch.ones(2, 3, 4, 4, dtype=torch.bool)
+        )
+    with pytest.raises(
+        ValueError, match=r"known_mask must have the rank of noise.*\(2, 3, 4, 4\).*got shape \(2, 3\)"
+    ):
         sample(den, noise, sched, "ddim", 5, known=noise, known_mask=torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"known_mask.*got shape \(2, 2, 1, 1\)"):
         sample(den, noise, sched, "ddim", 5, known=noise, known_mask=torch.ones(2, 2, 1, 1, dtype=torch.bool))

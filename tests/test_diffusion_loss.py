@@ -37,7 +37,9 @@ def test_masked_loss_averages_over_unmasked_elements_only(batch):
     # bool masks work the same and values under the mask do not matter
     pred2 = pred.detach().clone()
     pred2[observed] = 1e3
-    assert torch.allclose(diffusion_loss(pred2, x0, noise, t, sched, "eps", weight=~observed[:, :, None, None, None]), manual)
+    assert torch.allclose(
+        diffusion_loss(pred2, x0, noise, t, sched, "eps", weight=~observed[:, :, None, None, None]), manual
+    )
     # general weights: sum(w * err) / sum(w broadcast to err's shape)
     w = torch.rand(3, 4, 1, 1, 1)
     expected = (w * err).sum() / w.expand_as(err).sum()
@@ -48,7 +50,9 @@ def test_masked_loss_averages_over_unmasked_elements_only(batch):
 
 def test_all_zero_weight_gives_zero_loss_and_zero_grads(batch):
     sched, x0, noise, pred, t = batch
-    loss = diffusion_loss(pred, x0, noise, t, sched, "v", weight=torch.zeros(3, 1, 1, 1, 1), min_snr_gamma=5.0)
+    loss = diffusion_loss(
+        pred, x0, noise, t, sched, "v", weight=torch.zeros(3, 1, 1, 1, 1), min_snr_gamma=5.0
+    )
     loss.backward()
     assert loss.item() == 0 and torch.isfinite(pred.grad).all() and torch.all(pred.grad == 0)
 
@@ -65,7 +69,9 @@ def test_min_snr_weights_per_parameterisation():
 def test_min_snr_loss_equals_manually_weighted_loss(batch, prediction):
     sched, x0, noise, pred, t = batch
     snr = sched.alphas_cumprod_f64[t] / (1 - sched.alphas_cumprod_f64[t])
-    w = {"eps": snr.clamp(max=5) / snr, "x0": snr.clamp(max=5), "v": snr.clamp(max=5) / (snr + 1)}[prediction].float()
+    w = {"eps": snr.clamp(max=5) / snr, "x0": snr.clamp(max=5), "v": snr.clamp(max=5) / (snr + 1)}[
+        prediction
+    ].float()
     target = sched.get_target(x0, noise, t, prediction)
     per_sample = ((pred - target) ** 2).flatten(1).mean(1)
     loss = diffusion_loss(pred, x0, noise, t, sched, prediction, min_snr_gamma=5.0)
@@ -88,7 +94,9 @@ def test_bad_input(batch):
     sched, x0, noise, pred, t = batch
     with pytest.raises(ValueError, match="'eps', 'x0', 'v'"):
         diffusion_loss(pred, x0, noise, t, sched, "velocity")
-    with pytest.raises(ValueError, match=r"weight must have the rank of pred.*\(3, 4, 2, 5, 5\).*got shape \(3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"weight must have the rank of pred.*\(3, 4, 2, 5, 5\).*got shape \(3, 4\)"
+    ):
         diffusion_loss(pred, x0, noise, t, sched, weight=torch.ones(3, 4))
     with pytest.raises(ValueError, match="weight"):
         diffusion_loss(pred, x0, noise, t, sched, weight=torch.ones(3, 2, 1, 1, 1))

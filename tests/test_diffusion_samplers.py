@@ -59,7 +59,15 @@ def test_deterministic_samplers_reproduce_gaussian_data(kind, zero_terminal_snr,
         pytest.skip("eps prediction is undefined at the zero-SNR step (tested as an error below)")
     sched = NoiseSchedule(kind, zero_terminal_snr=zero_terminal_snr)
     noise = standard_noise(64, torch.Generator().manual_seed(0))
-    x = sample(gaussian_denoiser(sched, prediction), noise, sched, sampler, steps, prediction=prediction, spacing="trailing")
+    x = sample(
+        gaussian_denoiser(sched, prediction),
+        noise,
+        sched,
+        sampler,
+        steps,
+        prediction=prediction,
+        spacing="trailing",
+    )
     mean, std = ode_target(sched, 999)
     assert torch.allclose(x.mean(0), mean, atol=0.01 * S.min().item())
     assert torch.allclose(x.std(0) / std, torch.ones(2, dtype=torch.float64), atol=0.04)
@@ -73,19 +81,37 @@ def test_deterministic_samplers_other_spacings(spacing):
     noise = standard_noise(64, torch.Generator().manual_seed(0))
     mean, std = ode_target(sched, make_timesteps(1000, 100, spacing)[0])
     for sampler, steps in (("ddim", 100), ("dpmpp_2m", 100)):
-        x = sample(gaussian_denoiser(sched, "v"), noise, sched, sampler, steps, prediction="v", spacing=spacing)
-        assert torch.allclose(x.mean(0), mean, atol=0.01) and torch.allclose(x.std(0) / std, torch.ones(2, dtype=torch.float64), atol=0.03)
+        x = sample(
+            gaussian_denoiser(sched, "v"), noise, sched, sampler, steps, prediction="v", spacing=spacing
+        )
+        assert torch.allclose(x.mean(0), mean, atol=0.01) and torch.allclose(
+            x.std(0) / std, torch.ones(2, dtype=torch.float64), atol=0.03
+        )
 
 
-@pytest.mark.parametrize("kind,zero_terminal_snr,prediction", [("linear", False, "eps"), ("cosine", False, "x0"), ("linear", True, "v")])
+@pytest.mark.parametrize(
+    "kind,zero_terminal_snr,prediction",
+    [("linear", False, "eps"), ("cosine", False, "x0"), ("linear", True, "v")],
+)
 def test_ddpm_ancestral_reproduces_gaussian_data(kind, zero_terminal_snr, prediction):
     sched = NoiseSchedule(kind, zero_terminal_snr=zero_terminal_snr)
     g = torch.Generator().manual_seed(0)
     n = 20000
     noise = torch.randn(n, 2, generator=g, dtype=torch.float64)
-    x = sample(gaussian_denoiser(sched, prediction), noise, sched, "ddpm", 250, prediction=prediction, spacing="trailing", generator=g)
+    x = sample(
+        gaussian_denoiser(sched, prediction),
+        noise,
+        sched,
+        "ddpm",
+        250,
+        prediction=prediction,
+        spacing="trailing",
+        generator=g,
+    )
     # tolerances: 4 Monte-Carlo standard errors plus the 250-step discretisation bias (<= 2.5% measured)
-    assert torch.allclose((x.mean(0) - MU) / S, torch.zeros(2, dtype=torch.float64), atol=4 / math.sqrt(n) + 0.01)
+    assert torch.allclose(
+        (x.mean(0) - MU) / S, torch.zeros(2, dtype=torch.float64), atol=4 / math.sqrt(n) + 0.01
+    )
     assert torch.allclose(x.std(0) / S, torch.ones(2, dtype=torch.float64), atol=4 / math.sqrt(2 * n) + 0.02)
 
 
@@ -113,7 +139,12 @@ def _k_diffusion_dpmpp_2m(denoiser, x_vp, schedule, timesteps):
         eps = denoiser(x * math.sqrt(a), torch.full((x.shape[0],), t))
         denoised = x - sigmas[i] * eps  # x / alpha - sigma_ve * eps
         if old is None or sigmas[i + 1] == 0:
-            x = denoised if sigmas[i + 1] == 0 else (sigmas[i + 1] / sigmas[i]) * x - math.expm1(-(t_fn(sigmas[i + 1]) - t_fn(sigmas[i]))) * denoised
+            x = (
+                denoised
+                if sigmas[i + 1] == 0
+                else (sigmas[i + 1] / sigmas[i]) * x
+                - math.expm1(-(t_fn(sigmas[i + 1]) - t_fn(sigmas[i]))) * denoised
+            )
         else:
             h = t_fn(sigmas[i + 1]) - t_fn(sigmas[i])
             r = (t_fn(sigmas[i]) - t_fn(sigmas[i - 1])) / h
@@ -129,7 +160,9 @@ def test_dpmpp_2m_equals_k_diffusion(spacing):
     ts = make_timesteps(1000, 12, spacing)
     den = gaussian_denoiser(sched, "eps")
     noise = torch.randn(8, 2, dtype=torch.float64)
-    assert torch.allclose(sample_dpmpp_2m(den, noise, sched, ts), _k_diffusion_dpmpp_2m(den, noise, sched, ts), atol=1e-9)
+    assert torch.allclose(
+        sample_dpmpp_2m(den, noise, sched, ts), _k_diffusion_dpmpp_2m(den, noise, sched, ts), atol=1e-9
+    )
 
 
 def test_convergence_orders():
@@ -158,7 +191,9 @@ def test_single_point_data_is_reproduced_exactly(sampler, prediction):
     def den(x, t):
         a = sched.alphas_cumprod_f64[t][:, None]
         eps = (x - a.sqrt() * point) / (1 - a).sqrt()
-        return {"eps": eps, "x0": point.expand_as(x), "v": a.sqrt() * eps - (1 - a).sqrt() * point}[prediction]
+        return {"eps": eps, "x0": point.expand_as(x), "v": a.sqrt() * eps - (1 - a).sqrt() * point}[
+            prediction
+        ]
 
     noise = 5 * torch.randn(7, 3, dtype=torch.float64)
     for steps in (1, 3, 17):
@@ -191,8 +226,14 @@ def test_any_rank_device_free_and_seeded(sampler):
 def test_callback_reports_every_step():
     sched = NoiseSchedule("linear", num_timesteps=50)
     calls = []
-    sample(lambda x, t: torch.zeros_like(x), torch.randn(2, 3), sched, "ddim", 5,
-           callback=lambda i, n, x, x0: calls.append((i, n, x.shape, x0.shape)))
+    sample(
+        lambda x, t: torch.zeros_like(x),
+        torch.randn(2, 3),
+        sched,
+        "ddim",
+        5,
+        callback=lambda i, n, x, x0: calls.append((i, n, x.shape, x0.shape)),
+    )
     assert calls == [(i, 5, (2, 3), (2, 3)) for i in range(5)]
 
 

@@ -17,7 +17,11 @@ def test_linear_and_scaled_linear_betas_match_their_definitions():
     sd = NoiseSchedule("scaled_linear", num_timesteps=1000)
     root = sd.betas.double().sqrt()
     assert root[0].item() == pytest.approx(0.00085**0.5) and root[-1].item() == pytest.approx(0.012**0.5)
-    assert torch.allclose(root[1:] - root[:-1], torch.full((999,), (0.012**0.5 - 0.00085**0.5) / 999, dtype=torch.float64), atol=1e-7)
+    assert torch.allclose(
+        root[1:] - root[:-1],
+        torch.full((999,), (0.012**0.5 - 0.00085**0.5) / 999, dtype=torch.float64),
+        atol=1e-7,
+    )
     custom = NoiseSchedule("linear", num_timesteps=10, beta_start=0.001, beta_end=0.1)
     assert custom.betas[0].item() == pytest.approx(0.001) and custom.betas[-1].item() == pytest.approx(0.1)
 
@@ -45,12 +49,18 @@ def test_tables_are_consistent(kind):
     assert s.alphas_cumprod_prev[0] == 1 and torch.equal(s.alphas_cumprod_prev[1:], s.alphas_cumprod[:-1])
     assert torch.allclose(s.sqrt_alphas_cumprod**2 + s.sqrt_one_minus_alphas_cumprod**2, torch.ones(100))
     # DDPM eq. 7: beta~_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t and the posterior mean coefficients
-    a, ap, b = ab, torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]), 1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+    a, ap, b = (
+        ab,
+        torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]),
+        1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]),
+    )
     assert torch.allclose(s.posterior_variance.double(), b * (1 - ap) / (1 - a), rtol=1e-5, atol=1e-12)
     assert torch.allclose(s.posterior_mean_coef1.double(), b * ap.sqrt() / (1 - a), rtol=1e-5)
     assert torch.allclose(s.posterior_mean_coef2.double(), (1 - ap) * (1 - b).sqrt() / (1 - a), rtol=1e-5)
     assert s.posterior_log_variance_clipped[0] == s.posterior_log_variance_clipped[1]
-    assert all(getattr(s, n).dtype == torch.float32 for n in ("betas", "alphas_cumprod", "posterior_variance"))
+    assert all(
+        getattr(s, n).dtype == torch.float32 for n in ("betas", "alphas_cumprod", "posterior_variance")
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -65,7 +75,9 @@ def test_zero_terminal_snr(kind):
     expected = ((r - r[-1]) * r[0] / (r[0] - r[-1])) ** 2
     assert torch.allclose(zt.alphas_cumprod_f64, expected, atol=1e-12)
     assert zt.snr(999) == 0 and torch.equal(zt.snr(torch.tensor([999])), torch.zeros(1))
-    assert torch.equal(rescale_zero_terminal_snr(plain.betas.double())[-1], torch.tensor(1.0, dtype=torch.float64))
+    assert torch.equal(
+        rescale_zero_terminal_snr(plain.betas.double())[-1], torch.tensor(1.0, dtype=torch.float64)
+    )
 
 
 def test_respace_keeps_alphas_cumprod_at_the_kept_timesteps():
@@ -91,8 +103,10 @@ def test_q_sample_marginal_moments_any_rank(shape):
     t_mixed = torch.tensor([0, 999] * (shape[0] // 2))
     noise = torch.randn(shape, dtype=torch.float64)
     out = s.q_sample(x0, t_mixed, noise)
-    expect = append_dims(s.sqrt_alphas_cumprod[t_mixed].double(), len(shape)) * x0 + append_dims(
-        s.sqrt_one_minus_alphas_cumprod[t_mixed].double(), len(shape)) * noise
+    expect = (
+        append_dims(s.sqrt_alphas_cumprod[t_mixed].double(), len(shape)) * x0
+        + append_dims(s.sqrt_one_minus_alphas_cumprod[t_mixed].double(), len(shape)) * noise
+    )
     assert torch.allclose(out, expect, atol=1e-6)
     assert torch.allclose(s.q_sample(x0, 300, noise), s.q_sample(x0, t, noise), atol=1e-6)
 
@@ -107,7 +121,7 @@ def test_eps_x0_v_conversions_round_trip(kind, zero_terminal_snr):
     t = torch.tensor([0, 1, 100, 500, 998, 998])
     xt = s.q_sample(x0, t, eps)
     v = s.get_v(x0, eps, t)
-    tol = dict(atol=1e-4, rtol=1e-4)  # float32 tables
+    tol = {"atol": 1e-4, "rtol": 1e-4}  # float32 tables
     assert torch.allclose(s.predict_x0(xt, t, eps), x0, **tol)
     assert torch.allclose(s.predict_eps(xt, t, x0), eps, **tol)
     for prediction, pred in (("eps", eps), ("x0", x0), ("v", v)):

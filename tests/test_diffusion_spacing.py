@@ -1,5 +1,7 @@
 """Timestep spacing: the same timesteps as diffusers' DDIMScheduler.set_timesteps."""
 
+from itertools import pairwise
+
 import pytest
 
 from vidiff.diffusion import make_timesteps
@@ -9,7 +11,18 @@ def test_documented_values_1000_steps_10():
     assert make_timesteps(1000, 10, "leading") == [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
     assert make_timesteps(1000, 10, "trailing") == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
     assert make_timesteps(1000, 10, "linspace") == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0]
-    assert make_timesteps(1000, 10, "leading", steps_offset=1) == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+    assert make_timesteps(1000, 10, "leading", steps_offset=1) == [
+        901,
+        801,
+        701,
+        601,
+        501,
+        401,
+        301,
+        201,
+        101,
+        1,
+    ]
 
 
 def test_other_known_values():
@@ -38,7 +51,7 @@ def test_equals_numpy_transcription_of_diffusers(spacing):
             ours = make_timesteps(T, n, spacing)
             # numpy's float arange gives `trailing` one extra, negative, timestep for some n (e.g. T=1000, n=61)
             assert ours == diffusers(T, n).tolist()[:n], (T, n)
-            assert len(ours) == n and all(a > b for a, b in zip(ours, ours[1:])) and 0 <= ours[-1] <= ours[0] < T
+            assert len(ours) == n and all(a > b for a, b in pairwise(ours)) and 0 <= ours[-1] <= ours[0] < T
 
 
 def test_bad_input():

@@ -24,12 +24,12 @@ from vidiff.diffusion.spacing import SPACINGS, make_timesteps
 from vidiff.diffusion.utils import append_dims
 
 __all__ = [
-    "NoiseSchedule",
     "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULE_KINDS",
     "SPACINGS",
     "THRESHOLDS",
+    "NoiseSchedule",
     "SamplingHooks",
     "append_dims",
     "classifier_free_guidance",

@@ -56,8 +56,10 @@ class SamplingHooks:
         if not 0 < self.dynamic_percentile <= 1:
             raise ValueError(f"dynamic_percentile must lie in (0, 1]; got {self.dynamic_percentile!r}")
         if (self.known is None) != (self.known_mask is None):
-            raise ValueError("known and known_mask must be given together; got only "
-                             + ("known" if self.known is not None else "known_mask"))
+            raise ValueError(
+                "known and known_mask must be given together; got only "
+                + ("known" if self.known is not None else "known_mask")
+            )
         if self.known is None:
             return self
         check_same_shape("known", self.known, x.shape, "noise")
@@ -66,8 +68,15 @@ class SamplingHooks:
         check_broadcastable("known_mask", self.known_mask, x.shape, "noise")
         known = self.known.to(device=x.device, dtype=x.dtype)
         mask = self.known_mask.to(x.device)
-        return SamplingHooks(self.prediction, self.threshold, self.dynamic_percentile, known, mask,
-                             self.known_noised, self.callback)
+        return SamplingHooks(
+            self.prediction,
+            self.threshold,
+            self.dynamic_percentile,
+            known,
+            mask,
+            self.known_noised,
+            self.callback,
+        )
 
     def impose_known(
         self, x: torch.Tensor, t: int, schedule: NoiseSchedule, generator: torch.Generator | None
@@ -75,7 +84,9 @@ class SamplingHooks:
         """x_t with its known elements replaced by ``known`` noised to step t (or clean, see ``known_noised``)."""
         if self.known is None:
             return x
-        content = schedule.q_sample(self.known, t, randn_like(x, generator)) if self.known_noised else self.known
+        content = (
+            schedule.q_sample(self.known, t, randn_like(x, generator)) if self.known_noised else self.known
+        )
         return torch.where(self.known_mask, content, x)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,7 +123,9 @@ def denoise(
     t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     pred = denoiser(x, t_batch)  # 2. model
     if pred.shape != x.shape:
-        raise ValueError(f"denoiser output must have the shape of x_t: expected {tuple(x.shape)}, got {tuple(pred.shape)}")
+        raise ValueError(
+            f"denoiser output must have the shape of x_t: expected {tuple(x.shape)}, got {tuple(pred.shape)}"
+        )
     x0, eps = schedule.to_x0_eps(pred.to(x.dtype), x, t, hooks.prediction)  # 3. (x0_hat, eps_hat)
     if hooks.threshold is not None:  # 4. thresholding, eps_hat consistent with the new x0_hat
         x0 = threshold_x0(x0, hooks.threshold, hooks.dynamic_percentile)

@@ -60,7 +60,9 @@ def diffusion_loss(
     check_same_shape("x0", x0, pred.shape, "pred")
     check_same_shape("noise", noise, pred.shape, "pred")
     if t.shape != (pred.shape[0],):
-        raise ValueError(f"t must have shape ({pred.shape[0]},) (one timestep per sample); got {tuple(t.shape)}")
+        raise ValueError(
+            f"t must have shape ({pred.shape[0]},) (one timestep per sample); got {tuple(t.shape)}"
+        )
     target = schedule.get_target(x0.float(), noise.float(), t, prediction)
     err = (pred.float() - target) ** 2
     if min_snr_gamma is not None:
@@ -71,5 +73,6 @@ def diffusion_loss(
     check_broadcastable("weight", weight, err.shape, "pred")
     w = weight.to(device=err.device, dtype=err.dtype).expand(err.shape)
     total = w.sum()
-    safe_total = torch.where(total > 0, total, torch.ones_like(total))  # no 0/0 in the forward or backward pass
+    # no 0/0 in the forward or the backward pass when every weight is 0
+    safe_total = torch.where(total > 0, total, torch.ones_like(total))
     return (w * err).sum() / safe_total

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 
@@ -26,7 +27,7 @@ SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 
 def _check_timesteps(timesteps: Sequence[int], schedule: NoiseSchedule) -> list[int]:
     ts = [int(t) for t in timesteps]
-    if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or any(a <= b for a, b in zip(ts, ts[1:])):
+    if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or any(a <= b for a, b in pairwise(ts)):
         raise ValueError(
             f"timesteps must be non-empty, strictly decreasing and in [0, {schedule.num_timesteps - 1}]; got {ts}"
         )
@@ -201,7 +202,9 @@ def sample(
     timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
-    hooks = SamplingHooks(prediction, threshold, dynamic_percentile, known, known_mask, known_noised, callback)
+    hooks = SamplingHooks(
+        prediction, threshold, dynamic_percentile, known, known_mask, known_noised, callback
+    )
     hooks = hooks.validate(noise)
     if not 0 <= strength <= 1:
         raise ValueError(f"strength must lie in [0, 1]; got {strength!r}")

@@ -98,7 +98,8 @@ def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
     """
     sqrt_ab = torch.cumprod(1 - betas, dim=0).sqrt()
     first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
-    sqrt_ab = (sqrt_ab - last) * first / (first - last)  # 1. shift so the last is 0, 2. scale so the first is kept
+    # 1. shift so that the last value is 0, 2. scale so that the first value is kept
+    sqrt_ab = (sqrt_ab - last) * first / (first - last)
     ab = sqrt_ab**2
     alphas = torch.cat([ab[:1], ab[1:] / ab[:-1]])  # 3. back from alpha-bar to alphas
     return 1 - alphas
@@ -158,7 +159,9 @@ class NoiseSchedule:
         """Builds a schedule from explicit betas ``(T,)`` (computed in float64), e.g. a respaced one."""
         betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
         if betas.numel() < 1 or not bool(((betas > 0) & (betas <= 1)).all()):
-            raise ValueError(f"betas must be a non-empty sequence of values in (0, 1]; got {betas.tolist()[:8]}...")
+            raise ValueError(
+                f"betas must be a non-empty sequence of values in (0, 1]; got {betas.tolist()[:8]}..."
+            )
         self = cls.__new__(cls)
         self.kind = kind
         self.zero_terminal_snr = bool(betas[-1] == 1)
@@ -175,7 +178,7 @@ class NoiseSchedule:
         Returns:
             A schedule of ``len(timesteps)`` steps whose step ``i`` is the i-th smallest original timestep.
         """
-        used = sorted(set(int(t) for t in timesteps))
+        used = sorted({int(t) for t in timesteps})
         if not used or used[0] < 0 or used[-1] >= self.num_timesteps:
             raise ValueError(f"timesteps must lie in [0, {self.num_timesteps - 1}]; got {list(timesteps)}")
         ab = self.alphas_cumprod_f64[used]
@@ -248,7 +251,9 @@ class NoiseSchedule:
                 raise ValueError(f"t must lie in [0, {self.num_timesteps - 1}]; got {i}")
             return float(self._f64[name][i])
         if t.ndim > 1 or (t.ndim == 1 and x.ndim >= 1 and t.shape[0] != x.shape[0]):
-            raise ValueError(f"t must be an int or a tensor of shape () or ({x.shape[0]},); got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"t must be an int or a tensor of shape () or ({x.shape[0]},); got shape {tuple(t.shape)}"
+            )
         out = getattr(self, name).to(x.device)[t.to(x.device).long()].to(x.dtype)
         return append_dims(out, x.ndim) if out.ndim else out
 
@@ -270,8 +275,13 @@ class NoiseSchedule:
         if noise is None:
             noise = torch.randn_like(x0)
         elif noise.shape != x0.shape:
-            raise ValueError(f"noise must have the shape of x0: expected {tuple(x0.shape)}, got {tuple(noise.shape)}")
-        return self.at("sqrt_alphas_cumprod", t, x0) * x0 + self.at("sqrt_one_minus_alphas_cumprod", t, x0) * noise
+            raise ValueError(
+                f"noise must have the shape of x0: expected {tuple(x0.shape)}, got {tuple(noise.shape)}"
+            )
+        return (
+            self.at("sqrt_alphas_cumprod", t, x0) * x0
+            + self.at("sqrt_one_minus_alphas_cumprod", t, x0) * noise
+        )
 
     def q_posterior(
         self, x0: torch.Tensor, x_t: torch.Tensor, t: Timestep
@@ -283,7 +293,10 @@ class NoiseSchedule:
     # ---------------------------------------------------------------- conversions
     def predict_x0(self, x_t: torch.Tensor, t: Timestep, eps: torch.Tensor) -> torch.Tensor:
         """``x_0 = (x_t - sqrt(1 - alpha-bar_t) eps) / sqrt(alpha-bar_t)``; non-finite where alpha-bar_t == 0."""
-        return self.at("sqrt_recip_alphas_cumprod", t, x_t) * x_t - self.at("sqrt_recipm1_alphas_cumprod", t, x_t) * eps
+        return (
+            self.at("sqrt_recip_alphas_cumprod", t, x_t) * x_t
+            - self.at("sqrt_recipm1_alphas_cumprod", t, x_t) * eps
+        )
 
     def predict_eps(self, x_t: torch.Tensor, t: Timestep, x0: torch.Tensor) -> torch.Tensor:
         """``eps = (x_t - sqrt(alpha-bar_t) x_0) / sqrt(1 - alpha-bar_t)``; finite for every t (alpha-bar_t < 1)."""
@@ -292,9 +305,14 @@ class NoiseSchedule:
 
     def get_v(self, x0: torch.Tensor, noise: torch.Tensor, t: Timestep) -> torch.Tensor:
         """Velocity ``v = sqrt(alpha-bar_t) eps - sqrt(1 - alpha-bar_t) x_0`` (Salimans & Ho 2022, sec. 4)."""
-        return self.at("sqrt_alphas_cumprod", t, x0) * noise - self.at("sqrt_one_minus_alphas_cumprod", t, x0) * x0
+        return (
+            self.at("sqrt_alphas_cumprod", t, x0) * noise
+            - self.at("sqrt_one_minus_alphas_cumprod", t, x0) * x0
+        )
 
-    def get_target(self, x0: torch.Tensor, noise: torch.Tensor, t: Timestep, prediction: str = "eps") -> torch.Tensor:
+    def get_target(
+        self, x0: torch.Tensor, noise: torch.Tensor, t: Timestep, prediction: str = "eps"
+    ) -> torch.Tensor:
         """The regression target of a model trained with ``prediction`` in ``"eps"``, ``"x0"``, ``"v"``."""
         check_choice("prediction", prediction, PREDICTIONS)
         if prediction == "eps":
@@ -313,7 +331,9 @@ class NoiseSchedule:
         """
         check_choice("prediction", prediction, PREDICTIONS)
         if pred.shape != x_t.shape:
-            raise ValueError(f"pred must have the shape of x_t: expected {tuple(x_t.shape)}, got {tuple(pred.shape)}")
+            raise ValueError(
+                f"pred must have the shape of x_t: expected {tuple(x_t.shape)}, got {tuple(pred.shape)}"
+            )
         if prediction == "eps":
             return self.predict_x0(x_t, t, pred), pred
         if prediction == "x0":

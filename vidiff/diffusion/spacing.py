@@ -13,13 +13,16 @@ including numpy's float ``arange`` and round-half-to-even, without depending on 
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from vidiff.diffusion.utils import check_choice
 
 SPACINGS = ("leading", "trailing", "linspace")
 
 
-def make_timesteps(num_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0) -> list[int]:
+def make_timesteps(
+    num_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0
+) -> list[int]:
     """Returns the timesteps a sampler visits, in decreasing order.
 
     Args:
@@ -60,6 +63,8 @@ def make_timesteps(num_timesteps: int, steps: int, spacing: str = "leading", ste
         raise ValueError(
             f"steps_offset={steps_offset} puts the first timestep at {ts[0]}, outside [0, {num_timesteps - 1}]"
         )
-    if len(ts) != steps or any(a <= b for a, b in zip(ts, ts[1:])):  # pragma: no cover - guards float surprises
-        raise ValueError(f"spacing={spacing!r} gave {len(ts)} timesteps that are not strictly decreasing: {ts}")
+    if len(ts) != steps or any(a <= b for a, b in pairwise(ts)):  # pragma: no cover (float surprises)
+        raise ValueError(
+            f"spacing={spacing!r} gave {len(ts)} timesteps that are not strictly decreasing: {ts}"
+        )
     return ts
