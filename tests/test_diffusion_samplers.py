@@ -267,3 +267,23 @@ def test_bad_input():
         sample(lambda x, t: x[:, :2], noise, sched, "ddim", steps=3)
     with pytest.raises(ValueError, match="strictly decreasing"):
         sample_ddim(den, noise, sched, [10, 20])
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_per_sample_generators_make_samples_independent_of_the_batch(sampler):
+    sched = NoiseSchedule("linear", num_timesteps=100)
+    noise = torch.randn(2, 3, 4)
+    mask = torch.zeros(2, 3, 1, dtype=torch.bool)
+    mask[:, 0] = True
+    kw = {"eta": 1.0 if sampler == "ddim" else 0.0, "known": torch.ones(2, 3, 4), "known_mask": mask}
+
+    def gens(*seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    both = sample(lambda x, t: 0.5 * x, noise, sched, sampler, 6, generator=gens(1, 2), **kw)
+    for i, seed in enumerate((1, 2)):
+        one = {k: v[i : i + 1] if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+        alone = sample(lambda x, t: 0.5 * x, noise[i : i + 1], sched, sampler, 6, generator=gens(seed), **one)
+        assert torch.allclose(both[i : i + 1], alone, atol=1e-6)
+    with pytest.raises(ValueError, match="one generator per sample: expected 2, got 1"):
+        sample(lambda x, t: x, noise, sched, sampler, 6, generator=gens(1))

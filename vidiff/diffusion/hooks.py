@@ -8,7 +8,7 @@ see ``(x0_hat, eps_hat)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,11 +18,37 @@ from vidiff.diffusion.schedule import PREDICTIONS, NoiseSchedule
 from vidiff.diffusion.utils import check_broadcastable, check_choice, check_same_shape
 
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x`` on x's device and dtype, drawn from ``generator``."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def check_generator(generator: Generators, batch: int) -> None:
+    """Raises ValueError unless ``generator`` is None, a ``torch.Generator`` or a sequence of ``batch`` of them."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, Sequence) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise ValueError(
+            f"generator must be a torch.Generator or a list of them; got {type(generator).__name__}"
+        )
+    if len(generator) != batch:
+        raise ValueError(
+            f"generator: a list needs one generator per sample: expected {batch}, got {len(generator)}"
+        )
+
+
+def randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` on x's device and dtype.
+
+    Args:
+        x: ``(b, ...)``.
+        generator: None (global RNG), one ``torch.Generator`` for the batch, or a sequence of ``b`` generators, one
+            per sample (diffusers' convention: a sample's noise then does not depend on the rest of the batch).
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    check_generator(generator, x.shape[0])
+    return torch.stack(
+        [torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype) for g in generator]
+    )
 
 
 @dataclass
@@ -79,7 +105,7 @@ class SamplingHooks:
         )
 
     def impose_known(
-        self, x: torch.Tensor, t: int, schedule: NoiseSchedule, generator: torch.Generator | None
+        self, x: torch.Tensor, t: int, schedule: NoiseSchedule, generator: Generators
     ) -> torch.Tensor:
         """x_t with its known elements replaced by ``known`` noised to step t (or clean, see ``known_noised``)."""
         if self.known is None:
@@ -100,7 +126,7 @@ def denoise(
     t: int,
     schedule: NoiseSchedule,
     hooks: SamplingHooks,
-    generator: torch.Generator | None,
+    generator: Generators,
     step_index: int,
     total: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -112,7 +138,7 @@ def denoise(
         t: The original (training) timestep.
         schedule: The noise schedule the model was trained with.
         hooks: Validated :class:`SamplingHooks`.
-        generator: Source of the known region's fresh noise.
+        generator: Source of the known region's fresh noise (see :func:`randn_like`).
         step_index: 0-based index of this step, for the callback.
         total: Number of steps of the run, for the callback.
 

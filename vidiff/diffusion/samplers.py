@@ -17,7 +17,7 @@ from itertools import pairwise
 import torch
 
 from vidiff.diffusion.guidance import Denoiser
-from vidiff.diffusion.hooks import Callback, SamplingHooks, denoise, randn_like
+from vidiff.diffusion.hooks import Callback, Generators, SamplingHooks, check_generator, denoise, randn_like
 from vidiff.diffusion.schedule import NoiseSchedule
 from vidiff.diffusion.spacing import make_timesteps
 from vidiff.diffusion.utils import check_choice, check_same_shape
@@ -41,7 +41,7 @@ def sample_ddpm(
     schedule: NoiseSchedule,
     timesteps: Sequence[int],
     *,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     hooks: SamplingHooks | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling, DDPM (Ho et al. 2020, Algorithm 2, posterior eq. 6-7) on respaced steps (Nichol & Dhariwal 2021, sec. 4).
@@ -72,7 +72,7 @@ def sample_ddim(
     timesteps: Sequence[int],
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     hooks: SamplingHooks | None = None,
 ) -> torch.Tensor:
     """DDIM update, Song et al. 2021, eq. 12 with sigma_t(eta) of eq. 16: eta = 0 is deterministic, eta = 1 is DDPM.
@@ -113,7 +113,7 @@ def sample_dpmpp_2m(
     schedule: NoiseSchedule,
     timesteps: Sequence[int],
     *,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     hooks: SamplingHooks | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as k-diffusion's ``sample_dpmpp_2m``.
@@ -158,7 +158,7 @@ def sample(
     eta: float = 0.0,
     prediction: str = "eps",
     spacing: str = "leading",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
     steps_offset: int = 0,
     threshold: str | None = None,
@@ -182,7 +182,8 @@ def sample(
         eta: DDIM's eta (0 = deterministic); only for ``sampler="ddim"``.
         prediction: What the denoiser predicts: ``"eps"``, ``"x0"`` or ``"v"``.
         spacing: ``"leading"``, ``"trailing"`` or ``"linspace"`` (diffusers' meanings).
-        generator: Source of every random draw (DDPM / DDIM noise, known-region noise).
+        generator: Source of every random draw (DDPM / DDIM noise, known-region noise): one ``torch.Generator``,
+            or a list of one per sample so that each sample's draws do not depend on the rest of the batch.
         steps_offset: diffusers' ``steps_offset`` for leading spacing.
         threshold: ``None``, ``"static"`` or ``"dynamic"`` thresholding of x0_hat at each step.
         dynamic_percentile: Percentile p of dynamic thresholding.
@@ -202,6 +203,7 @@ def sample(
     timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
+    check_generator(generator, noise.shape[0])
     hooks = SamplingHooks(
         prediction, threshold, dynamic_percentile, known, known_mask, known_noised, callback
     )
