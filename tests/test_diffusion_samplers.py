@@ -287,3 +287,33 @@ def test_per_sample_generators_make_samples_independent_of_the_batch(sampler):
         assert torch.allclose(both[i : i + 1], alone, atol=1e-6)
     with pytest.raises(ValueError, match="one generator per sample: expected 2, got 1"):
         sample(lambda x, t: x, noise, sched, sampler, 6, generator=gens(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+def test_cuda_half_precision_with_cpu_schedule(sampler):
+    from vidiff.diffusion import diffusion_loss
+
+    sched = NoiseSchedule("cosine", num_timesteps=100)  # tables stay on the CPU
+    noise = torch.randn(2, 3, 4, 8, 8, device="cuda", dtype=torch.float16)
+    mask = torch.zeros(2, 3, 1, 1, 1, dtype=torch.bool, device="cuda")
+    mask[:, 0] = True
+    g = torch.Generator(device="cuda").manual_seed(0)
+    eta = 1.0 if sampler == "ddim" else 0.0
+    out = sample(
+        lambda x, t: 0.5 * x,
+        noise,
+        sched,
+        sampler,
+        5,
+        eta=eta,
+        generator=g,
+        prediction="v",
+        known=noise,
+        known_mask=mask,
+        threshold="dynamic",
+    )
+    assert out.device == noise.device and out.dtype == torch.float16 and torch.isfinite(out).all()
+    t = torch.randint(0, 100, (2,), device="cuda")
+    loss = diffusion_loss(noise, noise, noise, t, sched, "v", weight=(~mask).half(), min_snr_gamma=5.0)
+    assert loss.device == noise.device and torch.isfinite(loss)
