@@ -317,3 +317,15 @@ def test_cuda_half_precision_with_cpu_schedule(sampler):
     t = torch.randint(0, 100, (2,), device="cuda")
     loss = diffusion_loss(noise, noise, noise, t, sched, "v", weight=(~mask).half(), min_snr_gamma=5.0)
     assert loss.device == noise.device and torch.isfinite(loss)
+
+
+def test_samplers_called_directly_check_their_arguments():
+    sched = NoiseSchedule("linear", num_timesteps=100, zero_terminal_snr=True)
+    x = torch.randn(2, 3)
+    for fn in (sample_ddpm, sample_ddim, sample_dpmpp_2m):
+        with pytest.raises(ValueError, match="prediction='eps' is undefined at t=99"):
+            fn(lambda x, t: x, x, sched, [99, 50, 0])
+        with pytest.raises(ValueError, match="noise must be a floating-point tensor"):
+            fn(lambda x, t: x, torch.zeros(2, 3, dtype=torch.long), sched, [50, 0])
+    with pytest.raises(ValueError, match="noise must be a floating-point tensor"):
+        sample(lambda x, t: x, torch.tensor(1.0), sched, "ddim", 5)

@@ -25,13 +25,27 @@ from vidiff.diffusion.utils import check_choice, check_same_shape
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 
 
-def _check_timesteps(timesteps: Sequence[int], schedule: NoiseSchedule) -> list[int]:
+def _prepare(
+    x: torch.Tensor, schedule: NoiseSchedule, timesteps: Sequence[int], hooks: SamplingHooks | None
+) -> tuple[list[int], SamplingHooks]:
+    """Checks a sampler's arguments; returns the timesteps as ints and the validated hooks."""
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim >= 1):
+        raise ValueError(
+            f"noise must be a floating-point tensor (b, ...); got {type(x).__name__} {getattr(x, 'shape', '')}"
+        )
     ts = [int(t) for t in timesteps]
     if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or any(a <= b for a, b in pairwise(ts)):
         raise ValueError(
             f"timesteps must be non-empty, strictly decreasing and in [0, {schedule.num_timesteps - 1}]; got {ts}"
         )
-    return ts
+    hooks = (hooks or SamplingHooks()).validate(x)
+    if hooks.prediction == "eps" and float(schedule.alphas_cumprod_f64[ts[0]]) == 0:
+        raise ValueError(
+            f"prediction='eps' is undefined at t={ts[0]} where alphas_cumprod is 0 (zero terminal SNR): "
+            "x_t is pure noise there, so eps says nothing about x0. Use a v- or x0-prediction model, or a spacing "
+            "that does not start at the last timestep."
+        )
+    return ts, hooks
 
 
 @torch.no_grad()
@@ -50,8 +64,7 @@ def sample_ddpm(
     ``SpacedDiffusion``); each step draws ``x_s ~ q(x_s | x_t, x0_hat)`` with the posterior variance ("fixed small"),
     and the last step returns the posterior mean, which is x0_hat.
     """
-    ts = _check_timesteps(timesteps, schedule)
-    hooks = (hooks or SamplingHooks()).validate(x)
+    ts, hooks = _prepare(x, schedule, timesteps, hooks)
     spaced = schedule.respace(ts)  # step j of `spaced` is the j-th smallest of ts
     total = len(ts)
     for i, t in enumerate(ts):
@@ -82,8 +95,7 @@ def sample_ddim(
     """
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
-    ts = _check_timesteps(timesteps, schedule)
-    hooks = (hooks or SamplingHooks()).validate(x)
+    ts, hooks = _prepare(x, schedule, timesteps, hooks)
     ab = schedule.alphas_cumprod_f64
     total = len(ts)
     for i, t in enumerate(ts):
@@ -122,8 +134,7 @@ def sample_dpmpp_2m(
     first step and ``D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h``, afterwards; the final step
     to clean data is first order (sigma_s = 0 gives x_s = x0_hat). ``generator`` only feeds the known-region hook.
     """
-    ts = _check_timesteps(timesteps, schedule)
-    hooks = (hooks or SamplingHooks()).validate(x)
+    ts, hooks = _prepare(x, schedule, timesteps, hooks)
     ab = schedule.alphas_cumprod_f64
     total = len(ts)
     x0_prev, h_prev = None, None
@@ -200,6 +211,8 @@ def sample(
         Samples x0 with noise's shape, dtype and device.
     """
     check_choice("sampler", sampler, SAMPLERS)
+    if not (isinstance(noise, torch.Tensor) and noise.is_floating_point() and noise.ndim >= 1):
+        raise ValueError(f"noise must be a floating-point tensor (b, ...); got {type(noise).__name__}")
     timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
@@ -223,12 +236,6 @@ def sample(
         if kept < steps:
             timesteps = timesteps[steps - kept :]
             x = schedule.q_sample(init, timesteps[0], noise)  # SDEdit: destroy the image down to t_start
-    if prediction == "eps" and float(schedule.alphas_cumprod_f64[timesteps[0]]) == 0:
-        raise ValueError(
-            f"prediction='eps' is undefined at t={timesteps[0]} where alphas_cumprod is 0 (zero terminal SNR): "
-            "x_t is pure noise there, so eps says nothing about x0. Use a v- or x0-prediction model, or a spacing "
-            "that does not start at the last timestep."
-        )
     if sampler == "ddpm":
         return sample_ddpm(denoiser, x, schedule, timesteps, generator=generator, hooks=hooks)
     if sampler == "ddim":
