@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from torch import nn
-from test_lit_helpers import TINY_NET, tiny_batch
+from test_lit_helpers import TINY_NET, one_thread, tiny_batch  # noqa: F401 (autouse fixture)
 
 from vidiff.lit import EMA, VideoDiffusion, load_model
 from vidiff.lit.checkpoint import atomic_torch_save

@@ -150,6 +150,8 @@ def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
 class SampleVideos(Callback):
     """At validation, sample the latent frames of the first validation videos and save them next to the real ones.
 
+    Acts on modules with a ``generate(batch, ...)`` method (:class:`~vidiff.lit.VideoDiffusion`); others are left alone.
+
     Every ``every_n_validations``-th validation (skipping Lightning's sanity check), the first ``num_videos`` of the
     first validation batch are completed by ``VideoDiffusion.generate`` (EMA weights, observed frames given) and
     written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (left: real, right: sampled; only valid
@@ -187,6 +189,8 @@ class SampleVideos(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         batch, self._batch = self._batch, None
         if batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if not hasattr(pl_module, "generate"):
             return
         self._validations += 1
         if (self._validations - 1) % self.every_n_validations:

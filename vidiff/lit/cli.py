@@ -1,6 +1,7 @@
 """`vidiff fit|validate|test|predict`: Lightning's CLI with vidiff's defaults.
 
-Model and data are chosen in YAML by ``class_path`` (subclass mode): ``vidiff.lit.VideoDiffusion`` with any net,
+Model and data are chosen in YAML by ``class_path`` (subclass mode): any LightningModule, e.g.
+``vidiff.lit.VideoDiffusion`` with any net or ``vidiff.lit.autoencoder.AutoencoderModule``, and
 ``vidiff.data.ShapesDataModule`` or ``vidiff.data.VideoFolderDataModule``. Always-on callbacks get their own
 config sections:
 
@@ -15,8 +16,10 @@ second run into the same folder gets the next version.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,6 @@ from pytorch_lightning.plugins.io import CheckpointIO
 
 from vidiff.lit.callbacks import ResumeState, SampleVideos
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
-from vidiff.lit.video_diffusion import VideoDiffusion
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,12 @@ SHARED_KEYS = ("image_size", "max_frames")
 
 
 def _import_builtin_parts() -> None:
-    """Import vidiff's data modules so YAML may name them by class name alone (``class_path: ShapesDataModule``)."""
-    try:
-        import vidiff.data  # noqa: F401
-    except ImportError as err:  # pragma: no cover - only while the data package is incomplete
-        log.debug("vidiff.data not importable: %s", err)
+    """Import vidiff's modules so YAML may name them by class name alone (``class_path: ShapesDataModule``)."""
+    for name in ("vidiff.lit.video_diffusion", "vidiff.lit.autoencoder", "vidiff.data"):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:  # pragma: no cover - only while a package is incomplete
+            log.debug("%s not importable: %s", name, err)
 
 
 class VidiffCLI(LightningCLI):
@@ -81,11 +84,13 @@ def run_lightning_cli(argv: Sequence[str], run: bool = True) -> VidiffCLI:
     ``argv``) it only parses and instantiates.
     """
     _import_builtin_parts()
+    # ResumeState restarts the sampler mid-epoch itself, which Lightning's check cannot see
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     saved = sys.argv
     sys.argv = ["vidiff", *argv]  # LightningCLI reads sys.argv; this also makes usage lines say "vidiff"
     try:
         cli = VidiffCLI(
-            VideoDiffusion,
+            pl.LightningModule,
             pl.LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
