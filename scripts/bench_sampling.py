@@ -25,13 +25,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vidiff.diffusion import NoiseSchedule  # noqa: E402
-from vidiff.long_video import SamplerSettings  # noqa: E402
-from vidiff.sample import VideoModel, sample_long_videos  # noqa: E402
-from vidiff.schemes import batches, plan  # noqa: E402
+from vidiff.diffusion import NoiseSchedule
+from vidiff.long_video import SamplerSettings
+from vidiff.sample import VideoModel, sample_long_videos
+from vidiff.schemes import batches, plan
 
-TINY_NET = dict(in_channels=3, model_channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2],
-                num_heads=2, norm_groups=8)  # configs/shapes/tiny.yaml's net
+TINY_NET = {  # configs/shapes/tiny.yaml's net
+    "in_channels": 3, "model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": 1,
+    "attention_resolutions": [2], "num_heads": 2, "norm_groups": 8,
+}
 
 
 def _model(ckpt: str | None, size: int) -> tuple[VideoModel, str]:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} threads; load average before: {os.getloadavg()[0]:.1f}")
     print(f"video: {args.length} frames at {args.size}x{args.size}, K={args.max_frames}, DDIM {args.steps} steps")
     header = "| scheme | videos | stages | waves | mode | network evals | forward passes | wall s | s / forward | " \
-             f"wall s at 50 steps | speed-up |"
+             "wall s at 50 steps | speed-up |"
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     settings = SamplerSettings("ddim", args.steps)

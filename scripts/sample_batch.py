@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vidiff.commands import sample as sample_command  # noqa: E402
-from vidiff.io import write_json_atomic, write_text_atomic  # noqa: E402
+from vidiff.commands import sample as sample_command
+from vidiff.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger("sample_batch")
 
@@ -43,7 +43,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     else:
         config = json.loads(text)
     if not isinstance(config, dict):
-        raise ValueError(f"config: {path} must hold a mapping with out_root, defaults, runs")
+        raise ValueError(f"config: {path} must hold a mapping with out_root, defaults, runs")  # noqa: TRY004
     unknown = sorted(set(config) - {"out_root", "defaults", "runs"})
     if unknown:
         raise ValueError(f"config: unknown top-level keys {unknown}; expected out_root, defaults, runs")

@@ -5,7 +5,18 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread; two threads spin against each other on a loaded 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("sample_batch", ROOT / "scripts" / "sample_batch.py")
@@ -50,7 +61,7 @@ def test_bad_configs_name_the_problem(tmp_path, config, match):
 
 
 def test_batch_of_two_runs(tmp_path):
-    import torch
+
 
     from vidiff.lit import VideoDiffusion
     from vidiff.nn.unet import SpaceTimeUNet

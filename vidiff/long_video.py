@@ -20,18 +20,12 @@ A plan (:func:`vidiff.schemes.plan`) is a list of stages, each generating its ``
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
-
-from vidiff.io.atomic import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +157,7 @@ def _core_accepts_generator_lists() -> bool:
         gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]
         out = randn_like(torch.zeros(2, 3), gens)
         return bool(torch.equal(out[0], out[1]))
-    except Exception:
+    except Exception:  # noqa: BLE001 (any failure means: no support for generator lists)
         return False
 
 

@@ -197,7 +197,14 @@ def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
 
 def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff sample` does; returns the settings written to ``settings.json``."""
-    from vidiff.io import GalleryItem, write_gallery, write_gif, write_json_atomic, write_png_strip, write_video
+    from vidiff.io import (
+        GalleryItem,
+        write_gallery,
+        write_gif,
+        write_json_atomic,
+        write_png_strip,
+        write_video,
+    )
     from vidiff.long_video import SamplerSettings
     from vidiff.sample import sample_long_videos
     from vidiff.schemes import plan
