@@ -1,0 +1,32 @@
+"""Text-to-image generation and text-to-video by inflation (see docs/text_to_video.md).
+
+- :class:`TextToImage`: prompts, negative prompt, guidance, conditioning strength, prompt mix, image-to-image,
+  inpainting, from a ``vidiff fit`` checkpoint or a Stable Diffusion 1.x file (``vidiff txt2img``).
+- :func:`init_from_image_model` / :class:`InitFromImageModel`: a text-to-video model from a text-to-image
+  checkpoint, temporal layers at identity, optionally training the temporal layers only.
+- :class:`FrozenBuiltinTextEncoder`: the built-in text encoder, frozen (for temporal-only training).
+
+Names are imported lazily, so ``import vidiff.generate`` does not import Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Conditioning": "vidiff.generate.t2i",
+    "TextToImage": "vidiff.generate.t2i",
+    "FrozenBuiltinTextEncoder": "vidiff.generate.text",
+    "InitFromImageModel": "vidiff.generate.inflate",
+    "init_from_image_model": "vidiff.generate.inflate",
+    "read_image_model": "vidiff.generate.inflate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vidiff.generate' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
