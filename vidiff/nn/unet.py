@@ -209,7 +209,7 @@ class SpaceTimeUNet(nn.Module):
                     ds //= 2
                 self.output_blocks.append(UNetBlock(*layers, temporal=block_temporal))
         self.out = nn.Sequential(
-            normalization(ch, norm_groups), nn.SiLU(), zero_module(nn.Conv2d(model_channels, self.out_channels, 3, padding=1))
+            normalization(ch, norm_groups), nn.SiLU(), zero_module(nn.Conv2d(ch, self.out_channels, 3, padding=1))
         )
         self.set_attention(attention_backend, attention_chunk_size)
         if channels_last:
