@@ -13,7 +13,7 @@ def test_version(capsys):
 def test_help_lists_commands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("fit", "validate", "test", "predict", "demo"):
+    for name in ("fit", "validate", "test", "predict", "demo", "sample", "scheme", "evaluate", "txt2img"):
         assert name in out
     assert "unavailable" not in out
 

@@ -24,7 +24,10 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # name -> module under vidiff.commands (imported lazily)
 COMMANDS: dict[str, str] = {
     "demo": "vidiff.commands.demo",
+    "evaluate": "vidiff.commands.evaluate",
+    "sample": "vidiff.commands.sample",
     "scheme": "vidiff.commands.scheme",
+    "txt2img": "vidiff.commands.txt2img",
 }
 
 
