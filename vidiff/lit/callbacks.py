@@ -7,8 +7,8 @@ nor the data-loader position, so:
   rank)``: the randomness of a step (diffusion noise, timesteps, caption dropout, dropout layers) is a pure
   function of its position in the run, whatever ran before it (validation, sampling, a restart). The RNG states are
   also saved and restored, for code that draws outside training steps.
-* the number of batches consumed in the current epoch is saved; on resume the train sampler, whose order is a
-  pure function of ``(seed, epoch)`` (:class:`vidiff.data.sampling.EpochSampler`), starts after them.
+* the data position is saved by vidiff's data modules (their ``state_dict``): the train sampler's order is a
+  pure function of ``(seed, epoch)`` and a resumed epoch starts after the batches already consumed.
 """
 
 from __future__ import annotations
@@ -63,17 +63,11 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _resumable_sampler(loader: Any) -> Any | None:
-    """The sampler of a DataLoader that can start mid-epoch (has ``set_start``), or None."""
-    for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
-                getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
-        if obj is not None and hasattr(obj, "set_start"):
-            return obj
-    return None
-
-
 class ResumeState(Callback):
-    """Per-step RNG seeding and the data position, so that an interrupted and resumed run equals an uninterrupted one.
+    """Per-step RNG seeding and saved RNG states, so that an interrupted and resumed run equals an uninterrupted one.
+
+    The data position is the data module's business: vidiff's data modules save the epoch and the batches consumed
+    in their ``state_dict`` (which Lightning stores in checkpoints) and restart the sampler there.
 
     Args:
         seed: base seed of the per-step RNG seeding; default: the run's ``seed_everything`` value
@@ -83,9 +77,6 @@ class ResumeState(Callback):
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
         self.total_batches = 0  # training batches started in the whole run
-        self.epoch = 0
-        self.epoch_batches = 0  # training batches finished in the current epoch
-        self._pending_start: tuple[int, int] | None = None
 
     @property
     def state_key(self) -> str:
@@ -94,46 +85,17 @@ class ResumeState(Callback):
     def _base_seed(self) -> int:
         return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending_start is None:
-            return
-        epoch, batches = self._pending_start
-        self._pending_start = None
-        loader = trainer.train_dataloader
-        sampler = _resumable_sampler(loader)
-        if sampler is None:
-            if batches:
-                log.warning(
-                    "resuming mid-epoch (%d batches into epoch %d) but the train loader's sampler cannot start "
-                    "mid-epoch (no set_start): the data order after resume differs from an uninterrupted run",
-                    batches, epoch,
-                )
-            return
-        batch_size = getattr(loader, "batch_size", None) or getattr(loader.batch_sampler, "batch_size", 1)
-        sampler.set_start(epoch, batches * batch_size)
-        log.info("resuming epoch %d at batch %d", epoch, batches)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.epoch, self.epoch_batches = trainer.current_epoch, 0
-
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         seed_step(self._base_seed(), self.total_batches, trainer.global_rank)
         self.total_batches += 1
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        self.epoch, self.epoch_batches = trainer.current_epoch, batch_idx + 1
-
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self._base_seed(), "total_batches": self.total_batches, "epoch": self.epoch,
-                "epoch_batches": self.epoch_batches, "rng": rng_state()}
+        return {"seed": self._base_seed(), "total_batches": self.total_batches, "rng": rng_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seed = int(state_dict["seed"])
         self.total_batches = int(state_dict["total_batches"])
-        self.epoch, self.epoch_batches = int(state_dict["epoch"]), int(state_dict["epoch_batches"])
-        self._pending_start = (self.epoch, self.epoch_batches)
         set_rng_state(state_dict["rng"])
 
 

@@ -61,6 +61,9 @@ class VidiffCLI(LightningCLI):
         model, data = self.model, self.datamodule
         if data is None:
             return
+        if hasattr(data, "resume") and hasattr(data, "load_state_dict"):
+            # vidiff's data modules restart their sampler mid-epoch, which Lightning's loader check cannot see
+            warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
         for key in SHARED_KEYS:
             data_value = getattr(data, "hparams", {}).get(key)
             model_value = getattr(model, key, None)
@@ -84,8 +87,6 @@ def run_lightning_cli(argv: Sequence[str], run: bool = True) -> VidiffCLI:
     ``argv``) it only parses and instantiates.
     """
     _import_builtin_parts()
-    # ResumeState restarts the sampler mid-epoch itself, which Lightning's check cannot see
-    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     saved = sys.argv
     sys.argv = ["vidiff", *argv]  # LightningCLI reads sys.argv; this also makes usage lines say "vidiff"
     try:
