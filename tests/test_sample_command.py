@@ -131,3 +131,26 @@ def test_checkpoint_without_model(tmp_path):
             cmd.sample_to_folder(_args("--ckpt", path, "--out", tmp_path / "o"))
     with pytest.raises(FileNotFoundError, match="--ckpt"):
         cmd.sample_to_folder(_args("--ckpt", tmp_path / "missing.ckpt", "--out", tmp_path / "o"))
+
+
+def test_latent_model_end_to_end(tmp_path):
+    """A latent checkpoint: given frames are encoded, latents decoded at the end, pixels written."""
+    from vidiff.lit import VideoDiffusion
+    from vidiff.nn.autoencoder import AutoencoderKL, save_autoencoder
+    from vidiff.nn.unet import SpaceTimeUNet
+
+    ae = AutoencoderKL(ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=4, norm_groups=4, mid_attention=False)
+    save_autoencoder(ae, tmp_path / "ae.safetensors")
+    net = SpaceTimeUNet(in_channels=4, model_channels=8, channel_mult=[1], num_res_blocks=1,
+                        attention_resolutions=[], num_heads=1, norm_groups=4)
+    model = VideoDiffusion(net=net, image_size=8, channels=3, max_frames=8, num_timesteps=100, ema_decay=None,
+                           autoencoder_ckpt=str(tmp_path / "ae.safetensors"))
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "m.ckpt")
+    loaded = cmd.load_sampling_model(str(tmp_path / "m.ckpt"))
+    assert loaded.frame_shape == (4, 4, 4) and loaded.image_shape == (3, 8, 8)
+    write_video(tmp_path / "clip.mp4", torch.zeros(4, 3, 8, 8))
+    s = cmd.sample_to_folder(_args("--ckpt", tmp_path / "m.ckpt", "--length", 24, "--steps", 1, "--num-videos", 1,
+                                   "--observed", tmp_path / "clip.mp4", "--num-observed", 2, "--decode-chunk", 5,
+                                   "--out", tmp_path / "o", "--no-progress"))
+    assert s["image_shape"] == [3, 8, 8]
+    assert count_frames(tmp_path / "o" / "video_000.mp4") == 24
