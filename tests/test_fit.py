@@ -63,7 +63,7 @@ def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, ca
     assert main(args) == 0
     out = capsys.readouterr().out
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert last.is_file() and f"last checkpoint: {last}" in out
+    assert last.is_file() and f"last checkpoint: {last}" in out and "training loss:" in out
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002", "step_000004"]
     assert (tmp_path / "samples" / "step_000004" / "sample_00.mp4").stat().st_size > 0
     assert list((tmp_path / "checkpoints").glob("best-*.ckpt"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,32 @@ class ResumeState(Callback):
         self.seed = int(state_dict["seed"])
         self.total_batches = int(state_dict["total_batches"])
         set_rng_state(state_dict["rng"])
+
+
+class LossSummary(Callback):
+    """Keeps the training losses of the first and the last ``window`` steps (on device, no per-step sync) so the
+    end of a run can say how far the loss came down."""
+
+    def __init__(self, window: int = 50) -> None:
+        self.window = window
+        self.first: list[torch.Tensor] = []
+        self.last: deque[torch.Tensor] = deque(maxlen=window)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        loss = loss.detach().float()
+        if len(self.first) < self.window:
+            self.first.append(loss)
+        self.last.append(loss)
+
+    def summary(self) -> tuple[float, float] | None:
+        """Mean training loss of the first and of the last ``window`` steps of this process, or None."""
+        if not self.first:
+            return None
+        return float(torch.stack(self.first).mean()), float(torch.stack(list(self.last)).mean())
 
 
 def _take(batch: Mapping[str, Any], n: int) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
-from vidiff.lit.callbacks import ResumeState, SampleVideos
+from vidiff.lit.callbacks import LossSummary, ResumeState, SampleVideos
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ class VidiffCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
-        return super().instantiate_trainer(plugins=plugins, **kwargs)
+        trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
+        trainer.callbacks.append(LossSummary())
+        return trainer
 
 
 def run_lightning_cli(argv: Sequence[str], run: bool = True) -> VidiffCLI:
@@ -115,6 +117,11 @@ def _report(cli: VidiffCLI) -> None:
     ckpt = trainer.checkpoint_callback
     root = Path(trainer.default_root_dir)
     lines = [f"vidiff fit: {trainer.global_step} steps in {root}/"]
+    for callback in trainer.callbacks:
+        if isinstance(callback, LossSummary) and callback.summary() is not None:
+            first, last = callback.summary()
+            n = callback.window
+            lines.append(f"  training loss:   {first:.4f} (mean of the first {n} steps) -> {last:.4f} (last {n})")
     if ckpt is not None and getattr(ckpt, "last_model_path", ""):
         lines.append(f"  last checkpoint: {ckpt.last_model_path}")
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):
