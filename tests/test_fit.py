@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from test_lit_helpers import REPO, one_thread, tiny_cli_args  # noqa: F401 (autouse fixture)
 
@@ -74,6 +75,8 @@ def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, ca
     assert cli.trainer.global_step == 6
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert int(load_model(last).ema.num_updates) == 6
+    validated = run_lightning_cli(["validate", *tiny_cli_args(tmp_path), "--ckpt_path", str(last)])
+    assert torch.isfinite(validated.trainer.callback_metrics["val/loss"])
 
 
 def test_mistyped_key_fails_with_clear_error(tmp_path, capsys):
