@@ -11,6 +11,7 @@ from test_lit_helpers import REPO, one_thread, tiny_cli_args  # noqa: F401 (auto
 
 from vidiff.cli import main
 from vidiff.lit import load_model
+from vidiff.lit.checkpoint import AtomicCheckpointIO
 from vidiff.lit.cli import run_lightning_cli
 
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
@@ -32,7 +33,11 @@ NET_CONFIGS = [p for p in CONFIGS if _kind(p) == "net"]
 
 def test_the_shipped_training_configs_exist():
     names = {str(p.relative_to(REPO)) for p in RUN_CONFIGS}
-    assert {"configs/shapes/tiny.yaml", "configs/shapes/base.yaml", "configs/video_folder/example.yaml"} <= names
+    assert {
+        "configs/shapes/tiny.yaml",
+        "configs/shapes/base.yaml",
+        "configs/video_folder/example.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("config", RUN_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
@@ -48,8 +53,15 @@ def test_every_training_config_prints(config, capsys):
 def test_every_net_config_plugs_into_the_model(config, capsys):
     """configs/model/*.yaml are `{class_path, init_args}` nets usable as `--model.init_args.net FILE`."""
     with pytest.raises(SystemExit):
-        run_lightning_cli(["fit", "--config", str(REPO / "configs/shapes/tiny.yaml"),
-                           f"--model.init_args.net={config}", "--print_config"])
+        run_lightning_cli(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs/shapes/tiny.yaml"),
+                f"--model.init_args.net={config}",
+                "--print_config",
+            ]
+        )
     assert "SpaceTimeUNet" in capsys.readouterr().out
 
 
@@ -57,6 +69,9 @@ def test_fast_dev_run_on_tiny_config(tmp_path):
     cli = run_lightning_cli(["fit", *tiny_cli_args(tmp_path), "--trainer.fast_dev_run", "true"])
     assert cli.trainer.global_step == 1
     assert cli.model.ema is not None and int(cli.model.ema.num_updates) == 1
+    assert isinstance(
+        cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO
+    )  # every checkpoint save is atomic
 
 
 def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, capsys):
@@ -71,7 +86,9 @@ def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, ca
     model = load_model(last)
     assert model.image_size == 8 and model.max_frames == 4 and int(model.ema.num_updates) == 4
     # a second run into the same folder: no crash, a new log version; and --ckpt_path last resumes
-    cli = run_lightning_cli([*args[:1], *tiny_cli_args(tmp_path, max_steps=6, val_every=2), "--ckpt_path", "last"])
+    cli = run_lightning_cli(
+        [*args[:1], *tiny_cli_args(tmp_path, max_steps=6, val_every=2), "--ckpt_path", "last"]
+    )
     assert cli.trainer.global_step == 6
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert int(load_model(last).ema.num_updates) == 6
@@ -93,10 +110,21 @@ def test_mistyped_key_fails_with_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "override, message",
-    [(["--model.init_args.image_size", "-8"], "image_size: expected a positive integer, got -8"),
-     (["--data.init_args.max_frames", "32", "--model.init_args.max_frames", "32"], "max_frames: expected at most"),
-     (["--data.init_args.tasks", "{prediction: 1.0, teleport: 1.0}"], "tasks: unknown task name 'teleport'"),
-     (["--data.init_args.image_size", "16"], "model.init_args.image_size=8 but data.init_args.image_size=16")],
+    [
+        (["--model.init_args.image_size", "-8"], "image_size: expected a positive integer, got -8"),
+        (
+            ["--data.init_args.max_frames", "32", "--model.init_args.max_frames", "32"],
+            "max_frames: expected at most",
+        ),
+        (
+            ["--data.init_args.tasks", "{prediction: 1.0, teleport: 1.0}"],
+            "tasks: unknown task name 'teleport'",
+        ),
+        (
+            ["--data.init_args.image_size", "16"],
+            "model.init_args.image_size=8 but data.init_args.image_size=16",
+        ),
+    ],
 )
 def test_bad_config_values_name_the_key(tmp_path, override, message):
     with pytest.raises(ValueError) as err:

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 from test_lit_helpers import TINY_NET, one_thread, tiny_batch  # noqa: F401 (autouse fixture)
+from torch import nn
 
 from vidiff.lit import EMA, VideoDiffusion, load_model
 from vidiff.lit.checkpoint import atomic_torch_save
@@ -38,7 +38,7 @@ def test_loss_noises_latent_frames_only_and_scores_latent_valid_frames():
     model = _model(spy, ema_decay=None)
     batch = tiny_batch()
     loss = model.loss(batch, model.net)
-    x_in, t, frame_idx, observed, _ = spy.calls[-1]
+    x_in, _, frame_idx, observed, _ = spy.calls[-1]
     assert torch.equal(observed, batch["observed"]) and torch.equal(frame_idx, batch["frame_idx"])
     assert torch.equal(x_in[0, 0], batch["video"][0, 0])  # observed frame passed clean
     latent = ~batch["observed"]
@@ -56,7 +56,9 @@ def test_loss_noises_latent_frames_only_and_scores_latent_valid_frames():
 def test_cond_dropout_replaces_context_with_null_embedding():
     from vidiff.nn.text import BuiltinTextEncoder
 
-    model = _model(SpyNet(), ema_decay=None, text_encoder=BuiltinTextEncoder(dim=8, depth=1, heads=2, max_length=6))
+    model = _model(
+        SpyNet(), ema_decay=None, text_encoder=BuiltinTextEncoder(dim=8, depth=1, heads=2, max_length=6)
+    )
     captions = ["a red circle", "a blue square"]
     null = model.text_encoder.null_embedding(2)
     full = model.context(captions, 2, drop_prob=1.0)
@@ -84,9 +86,14 @@ def test_ema_matches_closed_form():
 
 @pytest.mark.parametrize(
     "kwargs, key",
-    [({"image_size": -1}, "image_size"), ({"max_frames": 0}, "max_frames"), ({"prediction": "eps2"}, "prediction"),
-     ({"on_nonfinite": "ignore"}, "on_nonfinite"), ({"cond_drop_prob": 1.5}, "cond_drop_prob"),
-     ({"net": {"class_path": "torch.optim.AdamW"}}, "net")],
+    [
+        ({"image_size": -1}, "image_size"),
+        ({"max_frames": 0}, "max_frames"),
+        ({"prediction": "eps2"}, "prediction"),
+        ({"on_nonfinite": "ignore"}, "on_nonfinite"),
+        ({"cond_drop_prob": 1.5}, "cond_drop_prob"),
+        ({"net": {"class_path": "torch.optim.AdamW"}}, "net"),
+    ],
 )
 def test_bad_values_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
@@ -125,7 +132,9 @@ def test_load_model_roundtrip_applies_ema(tmp_path):
 def test_missing_ema_state_is_an_error(tmp_path):
     model = _model()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("ema.")}
-    path = atomic_torch_save({"state_dict": state, "hyper_parameters": dict(model.hparams)}, tmp_path / "m.ckpt")
+    path = atomic_torch_save(
+        {"state_dict": state, "hyper_parameters": dict(model.hparams)}, tmp_path / "m.ckpt"
+    )
     with pytest.raises(RuntimeError, match="no EMA state"):
         load_model(path)
     with pytest.raises(FileNotFoundError, match="ckpt_path"):

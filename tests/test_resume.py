@@ -38,7 +38,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     resumed, rec_b = _fit(tmp_path / "split", max_steps=8, ckpt_path="last")
 
     assert sorted(rec_a.losses) == [1, 2, 3, 4] and sorted(rec_b.losses) == [5, 6, 7, 8]
-    assert {**rec_a.indices, **rec_b.indices} == rec_full.indices  # same data order, across the epoch boundary
+    assert {
+        **rec_a.indices,
+        **rec_b.indices,
+    } == rec_full.indices  # same data order, across the epoch boundary
     split_losses = {**rec_a.losses, **rec_b.losses}
     for step, loss in rec_full.losses.items():
         assert split_losses[step] == pytest.approx(loss, rel=1e-6, abs=1e-7), f"step {step}"

@@ -43,8 +43,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": list(random.getstate()[1]),
         "python_version_gauss": [random.getstate()[0], random.getstate()[2]],
     }
@@ -57,7 +62,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     """Inverse of :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     version, gauss = state["python_version_gauss"]
     random.setstate((version, tuple(state["python"]), gauss))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
@@ -84,10 +91,11 @@ class ResumeState(Callback):
         return "ResumeState"
 
     def _base_seed(self) -> int:
-        return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
+        return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", "0"))
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         seed_step(self._base_seed(), self.total_batches, trainer.global_rank)
         self.total_batches += 1
 
@@ -109,8 +117,9 @@ class LossSummary(Callback):
         self.first: list[torch.Tensor] = []
         self.last: deque[torch.Tensor] = deque(maxlen=window)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if not isinstance(loss, torch.Tensor):
             return
@@ -128,8 +137,16 @@ class LossSummary(Callback):
 
 def _take(batch: Mapping[str, Any], n: int) -> dict[str, Any]:
     """The first ``n`` samples of a batch dict, detached on the CPU."""
-    return {k: (v[:n].detach().cpu() if isinstance(v, torch.Tensor) else list(v)[:n] if isinstance(v, (list, tuple))
-                else v) for k, v in batch.items()}
+    return {
+        k: (
+            v[:n].detach().cpu()
+            if isinstance(v, torch.Tensor)
+            else list(v)[:n]
+            if isinstance(v, (list, tuple))
+            else v
+        )
+        for k, v in batch.items()
+    }
 
 
 def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -157,10 +174,22 @@ class SampleVideos(Callback):
         folder: sub-folder of ``default_root_dir`` for the videos.
     """
 
-    def __init__(self, every_n_validations: int = 1, num_videos: int = 4, sampler: str = "ddim", steps: int = 25,
-                 guidance_scale: float = 1.0, fps: float = 4.0, seed: int = 0, folder: str = "samples") -> None:
-        for name, value in (("every_n_validations", every_n_validations), ("num_videos", num_videos),
-                            ("steps", steps)):
+    def __init__(
+        self,
+        every_n_validations: int = 1,
+        num_videos: int = 4,
+        sampler: str = "ddim",
+        steps: int = 25,
+        guidance_scale: float = 1.0,
+        fps: float = 4.0,
+        seed: int = 0,
+        folder: str = "samples",
+    ) -> None:
+        for name, value in (
+            ("every_n_validations", every_n_validations),
+            ("num_videos", num_videos),
+            ("steps", steps),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"samples.{name}: expected a positive integer, got {value!r}")
         self.every_n_validations, self.num_videos = every_n_validations, num_videos
@@ -170,8 +199,15 @@ class SampleVideos(Callback):
         self._validations = 0
         self.last_folder: Path | None = None
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
             self._batch = _take(batch, self.num_videos)
 
@@ -184,8 +220,13 @@ class SampleVideos(Callback):
         self._validations += 1
         if (self._validations - 1) % self.every_n_validations:
             return
-        fake = pl_module.generate(_to(batch, pl_module.device), sampler=self.sampler, steps=self.steps,
-                                  guidance_scale=self.guidance_scale, seed=self.seed).cpu()
+        fake = pl_module.generate(
+            _to(batch, pl_module.device),
+            sampler=self.sampler,
+            steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            seed=self.seed,
+        ).cpu()
         self.last_folder = self.write(Path(trainer.default_root_dir), trainer.global_step, batch, fake)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -206,7 +247,9 @@ class SampleVideos(Callback):
             write_video(folder / f"sample_{i:02d}.mp4", side, fps=self.fps)
         captions = batch.get("caption")
         if captions and any(captions):
-            write_text_atomic(folder / "captions.txt", "".join(f"sample_{i:02d}: {c}\n" for i, c in enumerate(captions)))
+            write_text_atomic(
+                folder / "captions.txt", "".join(f"sample_{i:02d}: {c}\n" for i, c in enumerate(captions))
+            )
         log.info("step %d: wrote %d sample videos to %s", step, len(fake), folder)
         return folder
 

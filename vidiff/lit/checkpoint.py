@@ -44,7 +44,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO whose saves are atomic (local paths; other file systems use Lightning's own)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"storage_options: {type(self).__name__} takes none, got {storage_options!r}")
         if "://" in str(path):

@@ -63,7 +63,9 @@ class VidiffCLI(LightningCLI):
             return
         if hasattr(data, "resume") and hasattr(data, "load_state_dict"):
             # vidiff's data modules restart their sampler mid-epoch, which Lightning's loader check cannot see
-            warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
+            warnings.filterwarnings(
+                "ignore", message=r"You're resuming from a checkpoint that ended before the epoch"
+            )
         for key in SHARED_KEYS:
             data_value = getattr(data, "hparams", {}).get(key)
             model_value = getattr(model, key, None)
@@ -73,8 +75,12 @@ class VidiffCLI(LightningCLI):
                 )
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
-        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get(
+            "plugins"
+        )
+        plugins = (
+            list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
+        )
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
         trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
@@ -121,7 +127,9 @@ def _report(cli: VidiffCLI) -> None:
         if isinstance(callback, LossSummary) and callback.summary() is not None:
             first, last = callback.summary()
             n = callback.window
-            lines.append(f"  training loss:   {first:.4f} (mean of the first {n} steps) -> {last:.4f} (last {n})")
+            lines.append(
+                f"  training loss:   {first:.4f} (mean of the first {n} steps) -> {last:.4f} (last {n})"
+            )
     if ckpt is not None and getattr(ckpt, "last_model_path", ""):
         lines.append(f"  last checkpoint: {ckpt.last_model_path}")
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):

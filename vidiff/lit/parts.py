@@ -40,11 +40,14 @@ def build_module(spec: nn.Module | Mapping[str, Any], argument: str, base: type 
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{argument}: expected a {base.__name__} or a {{class_path, init_args}} mapping, got {spec!r}")
+        raise TypeError(
+            f"{argument}: expected a {base.__name__} or a {{class_path, init_args}} mapping, got {spec!r}"
+        )
     class_path, init_args = _split_spec(spec, argument)
     cls = import_class(class_path, argument)
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ValueError(f"{argument}.class_path: expected a subclass of {base.__name__}, got {class_path!r}")
+        msg = f"{argument}.class_path: expected a subclass of {base.__name__}, got {class_path!r}"
+        raise ValueError(msg)  # noqa: TRY004 (a bad config value, not a bad Python type)
     return cls(**init_args)
 
 
@@ -53,7 +56,9 @@ def build_callable(spec: Callable | Mapping[str, Any] | None, argument: str) -> 
     if spec is None or callable(spec):
         return spec
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{argument}: expected a callable or a {{class_path, init_args}} mapping, got {spec!r}")
+        raise TypeError(
+            f"{argument}: expected a callable or a {{class_path, init_args}} mapping, got {spec!r}"
+        )
     class_path, init_args = _split_spec(spec, argument)
     return functools.partial(import_class(class_path, argument), **init_args)
 

@@ -103,18 +103,24 @@ class VideoDiffusion(pl.LightningModule):
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {list(PREDICTIONS)}, got {prediction!r}")
         if on_nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f"on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, got {on_nonfinite!r}")
+            raise ValueError(
+                f"on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, got {on_nonfinite!r}"
+            )
         if not 0.0 <= cond_drop_prob <= 1.0:
             raise ValueError(f"cond_drop_prob: expected a probability in [0, 1], got {cond_drop_prob}")
         if min_snr_gamma is not None and not min_snr_gamma > 0:
             raise ValueError(f"min_snr_gamma: expected a positive number or null, got {min_snr_gamma}")
-        self.schedule = NoiseSchedule(schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr)
+        self.schedule = NoiseSchedule(
+            schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
+        )
         self.prediction, self.min_snr_gamma, self.cond_drop_prob = prediction, min_snr_gamma, cond_drop_prob
         self.on_nonfinite, self.val_seed = on_nonfinite, val_seed
         self.optimizer_factory = build_callable(optimizer, "optimizer")
         self.lr_scheduler_factory = build_callable(lr_scheduler, "lr_scheduler")
         self.net = build_module(net, "net")
-        self.text_encoder = None if text_encoder is None else build_module(text_encoder, "text_encoder", TextEncoder)
+        self.text_encoder = (
+            None if text_encoder is None else build_module(text_encoder, "text_encoder", TextEncoder)
+        )
         self.autoencoder = None if autoencoder_ckpt is None else self._load_autoencoder(autoencoder_ckpt)
         self.ema = None if ema_decay is None else EMA(self._trained(), ema_decay, ema_warmup)
 
@@ -155,7 +161,7 @@ class VideoDiffusion(pl.LightningModule):
         if not use_ema or self.ema is None:
             return self.net, self.text_encoder
         shadow = self.ema.shadow
-        return shadow["net"], shadow["text_encoder"] if "text_encoder" in shadow else self.text_encoder
+        return shadow["net"], shadow["text_encoder"] if "text_encoder" in shadow else self.text_encoder  # noqa: SIM401
 
     def train(self, mode: bool = True) -> VideoDiffusion:
         super().train(mode)
@@ -178,7 +184,9 @@ class VideoDiffusion(pl.LightningModule):
     def _check_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, ...]:
         missing = [k for k in ("video", "frame_idx", "observed", "valid") if k not in batch]
         if missing:
-            raise ValueError(f"batch: missing keys {missing}; a vidiff batch has video, frame_idx, observed, valid")
+            raise ValueError(
+                f"batch: missing keys {missing}; a vidiff batch has video, frame_idx, observed, valid"
+            )
         video, frame_idx = batch["video"], batch["frame_idx"]
         observed, valid = batch["observed"].bool(), batch["valid"].bool()
         _, k, c, h, w = video.shape
@@ -190,8 +198,14 @@ class VideoDiffusion(pl.LightningModule):
             )
         return video, frame_idx, observed, valid
 
-    def context(self, captions: list[str] | None, b: int, drop_prob: float = 0.0, text: TextEncoder | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def context(
+        self,
+        captions: list[str] | None,
+        b: int,
+        drop_prob: float = 0.0,
+        text: TextEncoder | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor | None:
         """Text context ``(b, L, d)`` with each caption replaced by the null embedding with ``drop_prob``."""
         text = self.text_encoder if text is None else text
         if text is None:
@@ -203,8 +217,14 @@ class VideoDiffusion(pl.LightningModule):
             ctx = torch.where(drop[:, None, None], text.null_embedding(b).to(ctx), ctx)
         return ctx
 
-    def loss(self, batch: Mapping[str, Any], net: nn.Module, text: TextEncoder | None = None,
-             drop_prob: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        batch: Mapping[str, Any],
+        net: nn.Module,
+        text: TextEncoder | None = None,
+        drop_prob: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean."""
         video, frame_idx, observed, valid = self._check_batch(batch)
         x0 = self.encode(video)
@@ -232,7 +252,9 @@ class VideoDiffusion(pl.LightningModule):
             self._skipped_step = True
             self.log("train/skipped_steps", 1.0, reduce_fx="sum", on_step=False, on_epoch=True)
             return None
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["video"]))
+        self.log(
+            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["video"])
+        )
         return loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
@@ -246,7 +268,9 @@ class VideoDiffusion(pl.LightningModule):
         net, text = self.sampling_parts()
         with eval_mode(net, text):
             loss = self.loss(batch, net, text, generator=generator)
-        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(batch["video"]))
+        self.log(
+            "val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(batch["video"])
+        )
         return loss
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -311,12 +335,23 @@ class VideoDiffusion(pl.LightningModule):
             if text is not None and guidance_scale != 1.0:
                 denoiser = classifier_free_guidance(model_fn, ctx, text.null_embedding(b), guidance_scale)
             else:
+
                 def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                     return model_fn(x, t, ctx)
 
             noise = torch.randn(known.shape, device=known.device, dtype=known.dtype, generator=generator)
             x0 = sample(
-                denoiser, noise, self.schedule, sampler, steps, eta, self.prediction, spacing, generator,
-                known=known, known_mask=_frames(observed & valid), known_noised=False,
+                denoiser,
+                noise,
+                self.schedule,
+                sampler,
+                steps,
+                eta,
+                self.prediction,
+                spacing,
+                generator,
+                known=known,
+                known_mask=_frames(observed & valid),
+                known_noised=False,
             )
         return self.decode(x0)
