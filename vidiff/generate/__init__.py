@@ -23,7 +23,8 @@ _EXPORTS = {
     "read_image_model": "vidiff.generate.inflate",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["Conditioning", "FrozenBuiltinTextEncoder", "InitFromImageModel", "TextToImage", "init_from_image_model",
+           "read_image_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -35,7 +35,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vidiff.diffusion import SAMPLERS, SPACINGS, NoiseSchedule, classifier_free_guidance, mix_conditioning, sample
+from vidiff.diffusion import (
+    SAMPLERS,
+    SPACINGS,
+    NoiseSchedule,
+    classifier_free_guidance,
+    mix_conditioning,
+    sample,
+)
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.sample import VideoModel
 
@@ -178,7 +185,7 @@ class TextToImage:
         return classifier_free_guidance(model_fn, cond.context, cond.uncond, guidance_scale)
 
     def _size(self, height: int | None, width: int | None, init_image: torch.Tensor | None) -> tuple[int, int]:
-        c, h, w = self.image_shape
+        _, h, w = self.image_shape
         if init_image is not None:
             h, w = init_image.shape[-2:]
         h, w = height or h, width or w
