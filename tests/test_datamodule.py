@@ -256,3 +256,13 @@ def test_train_sampler_shards_by_the_trainers_rank():
         assert (dm.train_sampler.num_replicas, dm.train_sampler.rank) == (2, rank)
         orders.append(dm.train_sampler.order(0))
     assert sorted(orders[0] + orders[1]) == list(range(12))
+
+
+def test_predict_and_test_loaders_are_the_validation_split():
+    from vidiff.data import ShapesDataModule
+
+    dm = ShapesDataModule(image_size=16, length=16, max_frames=4, train_videos=8, val_videos=4, batch_size=2)
+    dm.setup("fit")
+    val = [b["index"].tolist() for b in dm.val_dataloader()]
+    assert [b["index"].tolist() for b in dm.predict_dataloader()] == val
+    assert [b["index"].tolist() for b in dm.test_dataloader()] == val

@@ -124,6 +124,10 @@ class _VideoDataModule(pl.LightningDataModule):
         """The validation split (the data sets have no separate test split)."""
         return self.val_dataloader()
 
+    def predict_dataloader(self) -> DataLoader | list:
+        """The validation split: `vidiff predict` generates for its (deterministic) frame masks."""
+        return self.val_dataloader()
+
 
 class ShapesDataModule(_VideoDataModule):
     """The built-in Shapes world: train videos ``0 .. train_videos-1``, validation the next ``val_videos``.
