@@ -191,3 +191,16 @@ def test_clip_needs_exactly_one_source(tmp_path):
     enc = CLIPTextEncoder(config=TINY_CLIP, max_length=8)
     with pytest.raises(ValueError, match="tokenizer_path"):
         enc.encode(["a red circle"])
+
+
+def test_builtin_encoder_records_its_arguments_for_checkpoints():
+    from vidiff.lit.parts import module_spec
+    from vidiff.nn.text import BuiltinTextEncoder
+
+    enc = BuiltinTextEncoder(dim=16, depth=1, heads=2, max_length=8)
+    spec = module_spec(enc)
+    assert spec["class_path"] == "vidiff.nn.text.BuiltinTextEncoder"
+    rebuilt = BuiltinTextEncoder(**spec["init_args"])
+    rebuilt.load_state_dict(enc.state_dict())
+    prompts = ["a red circle", "a blue square and a green triangle"]
+    assert torch.equal(rebuilt.encode(prompts), enc.eval().encode(prompts))

@@ -29,8 +29,6 @@ class FrozenBuiltinTextEncoder(BuiltinTextEncoder):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(vocab, dim, depth, heads, max_length, dropout)
-        self.config = {"vocab": None if vocab is None else list(vocab), "dim": dim, "depth": depth,
-                       "heads": heads, "max_length": max_length, "dropout": dropout}
         self.requires_grad_(False)
         self.eval()
 

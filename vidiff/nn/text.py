@@ -98,6 +98,9 @@ class BuiltinTextEncoder(TextEncoder):
             raise ValueError(f"depth: expected >= 0, got {depth}")
         self.tokenizer = WordTokenizer(vocab, max_length)
         self.dim, self.max_length = dim, max_length
+        # constructor arguments, so a checkpoint can rebuild an encoder that was passed as an object
+        self.config = {"vocab": None if vocab is None else list(vocab), "dim": dim, "depth": depth,
+                       "heads": heads, "max_length": max_length, "dropout": dropout}
         self.token_embedding = nn.Embedding(len(self.tokenizer), dim, padding_idx=WordTokenizer.pad_id)
         self.position_embedding = nn.Parameter(torch.randn(max_length, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
