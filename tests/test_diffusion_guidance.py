@@ -15,14 +15,6 @@ from vidiff.diffusion import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class ContextModel:
     """model_fn(x, t, context) = x * 0.1 + mean(context) per sample, counting calls and batch sizes."""
 

@@ -12,15 +12,6 @@ S = torch.tensor([0.6, 1.5], dtype=torch.float64)
 SCHEDULES = [("linear", False), ("scaled_linear", False), ("cosine", False), ("linear", True)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors, many steps: intra-op threads only add synchronisation (20x slower on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gaussian_denoiser(schedule, prediction, mu=MU, s=S):
     """The exact denoiser of data N(mu, diag(s^2)) on (b, d): x0_hat = E[x0 | x_t], as an eps/x0/v predictor."""
     ab = schedule.alphas_cumprod_f64

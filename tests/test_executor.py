@@ -10,15 +10,6 @@ from vidiff.sample import Interrupted, VideoModel, sample_long_videos
 from vidiff.schemes import batches, plan
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads spin against each other on a loaded 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 T, K, C, H, W = 40, 8, 1, 4, 4
 SCHEDULE = NoiseSchedule("linear", num_timesteps=100)
 

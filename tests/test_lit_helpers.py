@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,12 +94,3 @@ def tiny_batch(b: int = 2, k: int = 4, size: int = 8) -> dict:
         "caption": ["a red circle"] * b,
     }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP threads spinning
-    against other processes make them many times slower; import this fixture into a test module to use it."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)

@@ -12,15 +12,6 @@ from vidiff.commands import sample as cmd
 from vidiff.io import count_frames, write_video
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads spin against each other on a loaded 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 K = 20
 
 

@@ -13,14 +13,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 SIZES = {"unet_3m.yaml": (3.0e6, 3.4e6), "unet_tiny.yaml": (0.3e6, 0.6e6)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_model_config_builds_and_runs(name):
     cfg = yaml.safe_load((CONFIGS / name).read_text())
