@@ -27,3 +27,15 @@ def test_unknown_command_names_choices(capsys):
 def test_console_module_runs():
     out = subprocess.run([sys.executable, "-m", "vidiff", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"vidiff {__version__}"
+
+
+def test_openmp_threads_sleep_unless_the_user_says_otherwise():
+    import os
+
+    code = "import os, vidiff; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

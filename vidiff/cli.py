@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from vidiff import __version__
@@ -57,9 +56,6 @@ def _top_level_help() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the `vidiff` command line; returns the exit code (also used by the console script)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Idle OpenMP threads sleep instead of spinning: on a busy CPU spinning threads slow tiny models ~10x.
-    # Must be set before torch is first imported; every command imports torch lazily, below this line.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_level_help())

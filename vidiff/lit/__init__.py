@@ -4,7 +4,6 @@
 turns a checkpoint into an inference-ready :class:`VideoDiffusion` (EMA weights applied, eval mode).
 """
 
-from vidiff.lit import _env  # noqa: F401 (first: sets OMP_WAIT_POLICY before torch is imported)
 from vidiff.lit.ema import EMA
 from vidiff.lit.load import load_model
 from vidiff.lit.video_diffusion import VideoDiffusion
