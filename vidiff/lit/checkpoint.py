@@ -6,6 +6,8 @@
 * :class:`RunCheckpoint` is Lightning's ``ModelCheckpoint`` with vidiff's defaults (``last.ckpt`` plus the best
   by ``val/loss``) writing to ``<default_root_dir>/checkpoints`` rather than into a per-run logger version, so
   ``--ckpt_path last`` finds the previous run's checkpoint when a run is resumed into the same folder.
+  ``last.ckpt`` is rewritten at every validation and at the end of fit, whether or not the monitored metric
+  improved (Lightning >= 2.5 only rewrites it together with a top-k checkpoint).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.trainer.states import TrainerFn
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,33 @@ class RunCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=auto_insert_metric_name,
             **kwargs,
         )
+        self._last_written_step: int | None = None
+
+    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Any]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_written_step = trainer.global_step
+
+    def _ensure_last(self, trainer: Trainer) -> None:
+        """Write ``last.ckpt`` for the current step unless it already holds it."""
+        if (
+            not self.save_last
+            or trainer.fast_dev_run
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+            or trainer.global_step == 0
+            or self._last_written_step == trainer.global_step
+        ):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: Trainer, pl_module: Any) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._ensure_last(trainer)
+
+    def on_train_end(self, trainer: Trainer, pl_module: Any) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._ensure_last(trainer)
 
     def _default_dir(self, trainer: Trainer) -> None:
         if self.dirpath is None:
