@@ -80,6 +80,7 @@ def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, ca
     out = capsys.readouterr().out
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert last.is_file() and f"last checkpoint: {last}" in out and "training loss:" in out
+    assert "context use:     t/T=0.3: " in out and "t/T=0.95: " in out  # the diagnostic, in the summary
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002", "step_000004"]
     assert (tmp_path / "samples" / "step_000004" / "sample_00.mp4").stat().st_size > 0
     assert list((tmp_path / "checkpoints").glob("best-*.ckpt"))
@@ -90,6 +91,9 @@ def test_fit_writes_checkpoints_samples_and_reruns_into_same_folder(tmp_path, ca
         [*args[:1], *tiny_cli_args(tmp_path, max_steps=6, val_every=2), "--ckpt_path", "last"]
     )
     assert cli.trainer.global_step == 6
+    logged = cli.trainer.callback_metrics  # the context-use ratios are logged (TensorBoard) at every validation
+    assert {f"context_use/t{v:.2f}" for v in (0.3, 0.6, 0.8, 0.95)} <= set(logged)
+    assert all(float(logged[f"context_use/t{v:.2f}"]) > 0 for v in (0.3, 0.6, 0.8, 0.95))
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0", "version_1"]
     assert int(load_model(last).ema.num_updates) == 6
     validated = run_lightning_cli(["validate", *tiny_cli_args(tmp_path), "--ckpt_path", str(last)])

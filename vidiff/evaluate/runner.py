@@ -147,6 +147,27 @@ def _distances(results: dict, videos: dict[str, torch.Tensor], truth: GroundTrut
         results[name]["kvd"] = kvd(real, vids[:, frames], net)
 
 
+def context_use_scores(
+    model: Any, videos: torch.Tensor, max_frames: int, seed: int = 0, stride: int = 1
+) -> dict[str, float]:
+    """``{"context_use t/T=0.8": ratio, ...}``: the context-use diagnostic on frames ``0, stride, 2 stride, ...``
+    (``max_frames`` of them) of the held-out videos, the earliest half observed
+    (:func:`vidiff.metrics.context.context_use`; 1.0 = the observed frames are ignored)."""
+    from vidiff.metrics.context import context_use, prediction_mask
+
+    k = min(max_frames, (videos.shape[1] - 1) // stride + 1)
+    if videos.shape[0] < 2 or k < 2:
+        return {}
+    device = next(iter(model.net.parameters())).device if hasattr(model.net, "parameters") else "cpu"
+    frame_idx = torch.arange(k, device=device).repeat(len(videos), 1) * stride
+    clips = videos[:, frame_idx[0].cpu()].to(device)
+    x0 = model.encode(clips)
+    ctx = None if model.text_encoder is None else model.text_encoder.null_embedding(len(clips)).to(device)
+    ratios = context_use(model.net, model.schedule, model.prediction, x0, frame_idx, prediction_mask(frame_idx),
+                         context=ctx, seed=seed)
+    return {f"context_use t/T={level:g}": ratio for level, ratio in ratios.items()}
+
+
 def evaluate(
     model: Any, world: dict[str, Any], cfg: EvalConfig
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -178,6 +199,7 @@ def evaluate(
         videos["model"] = generate(model, spec, truth, cfg, max_frames)
         seconds = round(time.perf_counter() - start, 2)
         results["model"] = score_videos(videos["model"], truth, spec)
+        results["model"].update(context_use_scores(model, truth.videos, max_frames, cfg.seed))
     for name in names:
         out = baseline_videos(name, spec, truth, cfg.seed)
         if isinstance(out, torch.Tensor):

@@ -254,6 +254,72 @@ class SampleVideos(Callback):
         return folder
 
 
+class ContextUse(Callback):
+    """At every validation, log how much the model uses its observed frames (the context-use ratio).
+
+    The first ``num_clips`` validation clips (fixed, so successive figures are comparable) get their earliest
+    half of frames observed; :meth:`VideoDiffusion.context_use` compares the latent frames' x0 error with another
+    clip's observed frames to the error with their own, at each noise level ``t/T`` in ``levels``, with fixed
+    noise and the EMA weights. Logged as ``context_use/t0.80`` etc. (1.0: the context is ignored); the latest
+    figures are kept in :attr:`last` for the end-of-fit summary. Modules without ``context_use`` are left alone.
+
+    Args:
+        levels: noise levels t/T.
+        num_clips: validation clips to measure on (at least 2).
+        seed: noise seed.
+    """
+
+    def __init__(self, levels: list[float] | None = None, num_clips: int = 8, seed: int = 0) -> None:
+        if not isinstance(num_clips, int) or num_clips < 2:
+            raise ValueError(f"context_use.num_clips: expected an integer >= 2, got {num_clips!r}")
+        from vidiff.metrics.context import DEFAULT_LEVELS, level_timestep
+
+        self.levels = list(DEFAULT_LEVELS if levels is None else levels)
+        for level in self.levels:
+            level_timestep(level, 1000)  # range check
+        self.num_clips, self.seed = num_clips, seed
+        self._clips: list[dict[str, Any]] = []
+        self.last: dict[float, float] | None = None
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._clips = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        have = sum(len(c["video"]) for c in self._clips)
+        if dataloader_idx == 0 and have < self.num_clips and isinstance(batch, Mapping) and "video" in batch:
+            self._clips.append(_take(batch, self.num_clips - have))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        clips, self._clips = self._clips, []
+        if trainer.sanity_checking or not hasattr(pl_module, "context_use") or not clips:
+            return
+        batch = _cat(clips)
+        if len(batch["video"]) < 2 or batch["video"].shape[1] < 2:
+            return
+        self.last = pl_module.context_use(_to(batch, pl_module.device), self.levels, seed=self.seed)
+        for level, ratio in self.last.items():
+            pl_module.log(f"context_use/t{level:.2f}", ratio, on_epoch=True)
+
+
+def _cat(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate batches along the batch dimension (tensors and lists)."""
+    out: dict[str, Any] = {}
+    for key, value in batches[0].items():
+        if isinstance(value, torch.Tensor):
+            out[key] = torch.cat([b[key] for b in batches])
+        elif isinstance(value, list):
+            out[key] = [x for b in batches for x in b[key]]
+    return out
+
+
 def _frame_order(batch: Mapping[str, Any], i: int) -> torch.Tensor:
     """Indices of sample ``i``'s valid frames sorted by their position in the source video."""
     valid = batch["valid"][i].bool()

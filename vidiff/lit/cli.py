@@ -8,7 +8,9 @@ config sections:
 * ``checkpoint``: :class:`~vidiff.lit.checkpoint.RunCheckpoint` (``last.ckpt`` + best by ``val/loss``, in
   ``<trainer.default_root_dir>/checkpoints``), written atomically by :class:`~vidiff.lit.checkpoint.AtomicCheckpointIO`;
 * ``samples``: :class:`~vidiff.lit.callbacks.SampleVideos` (mp4s in ``<default_root_dir>/samples/step_NNNNNN``);
-* ``resume``: :class:`~vidiff.lit.callbacks.ResumeState` (exact ``--ckpt_path last`` resume).
+* ``resume``: :class:`~vidiff.lit.callbacks.ResumeState` (exact ``--ckpt_path last`` resume);
+* ``context_use``: :class:`~vidiff.lit.callbacks.ContextUse` (does the model use its observed frames? logged at
+  every validation and in the end-of-fit summary).
 
 TensorBoard logs (and the resolved ``config.yaml``) go to ``<default_root_dir>/lightning_logs/version_N``; a
 second run into the same folder gets the next version.
@@ -28,7 +30,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
-from vidiff.lit.callbacks import LossSummary, ResumeState, SampleVideos
+from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class VidiffCLI(LightningCLI):
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SampleVideos, "samples")
         parser.add_lightning_class_args(ResumeState, "resume")
+        parser.add_lightning_class_args(ContextUse, "context_use")
 
     def after_instantiate_classes(self) -> None:
         model, data = self.model, self.datamodule
@@ -129,6 +132,12 @@ def _report(cli: VidiffCLI) -> None:
             n = callback.window
             lines.append(
                 f"  training loss:   {first:.4f} (mean of the first {n} steps) -> {last:.4f} (last {n})"
+            )
+        if isinstance(callback, ContextUse) and callback.last is not None:
+            from vidiff.metrics.context import format_context_use
+
+            lines.append(
+                f"  context use:     {format_context_use(callback.last)} (1.0 = observed frames ignored)"
             )
     if ckpt is not None and getattr(ckpt, "last_model_path", ""):
         lines.append(f"  last checkpoint: {ckpt.last_model_path}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -23,8 +23,10 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, diffusion_loss, sample
+from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
 from vidiff.lit.parts import build_callable, build_module, eval_mode, is_plain, module_spec
+from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
 
@@ -59,6 +61,9 @@ class VideoDiffusion(pl.LightningModule):
         zero_terminal_snr: rescale the schedule to zero terminal SNR (use with ``prediction: v``).
         prediction: what the net predicts: ``eps``, ``x0`` or ``v``.
         min_snr_gamma: min-SNR loss weighting gamma (e.g. 5), or None for the plain MSE.
+        timestep_sampling: training timestep distribution, ``uniform`` or ``logit_normal``
+            (:mod:`vidiff.diffusion.timesteps`).
+        timestep_mean, timestep_std: location and scale of ``logit_normal`` (mean > 0: more high-noise steps).
         text_encoder: caption encoder (``encode(list[str]) -> (b, L, d)``, ``null_embedding(b)``) or None.
         cond_drop_prob: probability of replacing a caption by the null embedding in training (for CFG).
         autoencoder_ckpt: file of a frozen autoencoder (``vidiff.nn.autoencoder.save_autoencoder``); the model
@@ -82,6 +87,9 @@ class VideoDiffusion(pl.LightningModule):
         zero_terminal_snr: bool = False,
         prediction: str = "eps",
         min_snr_gamma: float | None = None,
+        timestep_sampling: str = "uniform",
+        timestep_mean: float = 0.0,
+        timestep_std: float = 1.0,
         text_encoder: TextEncoder | None = None,
         cond_drop_prob: float = 0.1,
         autoencoder_ckpt: str | None = None,
@@ -110,6 +118,13 @@ class VideoDiffusion(pl.LightningModule):
             raise ValueError(f"cond_drop_prob: expected a probability in [0, 1], got {cond_drop_prob}")
         if min_snr_gamma is not None and not min_snr_gamma > 0:
             raise ValueError(f"min_snr_gamma: expected a positive number or null, got {min_snr_gamma}")
+        if timestep_sampling not in TIMESTEP_SAMPLING:
+            raise ValueError(
+                f"timestep_sampling: expected one of {list(TIMESTEP_SAMPLING)}, got {timestep_sampling!r}"
+            )
+        if not timestep_std > 0:
+            raise ValueError(f"timestep_std: expected a positive number, got {timestep_std}")
+        self.timestep_sampling = (timestep_sampling, float(timestep_mean), float(timestep_std))
         self.schedule = NoiseSchedule(
             schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
         )
@@ -229,7 +244,8 @@ class VideoDiffusion(pl.LightningModule):
         video, frame_idx, observed, valid = self._check_batch(batch)
         x0 = self.encode(video)
         b = x0.shape[0]
-        t = torch.randint(0, self.schedule.num_timesteps, (b,), device=x0.device, generator=generator)
+        kind, mean, std = self.timestep_sampling
+        t = draw_timesteps(kind, b, self.schedule.num_timesteps, x0.device, generator, mean, std)
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         x_in = torch.where(_frames(observed), x0, self.schedule.q_sample(x0, t, noise))
         ctx = self.context(batch.get("caption"), b, drop_prob, text, generator)
@@ -300,6 +316,31 @@ class VideoDiffusion(pl.LightningModule):
                 "checkpoint: has no EMA state (no 'ema.*' weights) but the model has ema_decay="
                 f"{self.ema.decay}; refusing to fall back silently to the raw weights. Load it with ema_decay=null "
                 "if it was trained without EMA."
+            )
+
+    # ------------------------------------------------------------------------------------------ diagnostics
+    @torch.no_grad()
+    def context_use(
+        self,
+        batch: Mapping[str, Any],
+        levels: Sequence[float] = DEFAULT_LEVELS,
+        num_observed: int | None = None,
+        seed: int = 0,
+        use_ema: bool = True,
+    ) -> dict[float, float]:
+        """Context-use ratio per noise level on these clips (:func:`vidiff.metrics.context.context_use`).
+
+        The clips' earliest ``num_observed`` frames (default half) are observed, the rest latent; the batch's own
+        ``observed`` is not used. 1.0: the observed frames are ignored.
+        """
+        video, frame_idx, _, valid = self._check_batch(batch)
+        x0 = self.encode(video)
+        net, text = self.sampling_parts(use_ema)
+        with eval_mode(net, text):
+            ctx = self.context(batch.get("caption"), x0.shape[0], text=text)
+            observed = prediction_mask(frame_idx, num_observed)
+            return context_use(
+                net, self.schedule, self.prediction, x0, frame_idx, observed, valid, levels, ctx, seed
             )
 
     # -------------------------------------------------------------------------------------------- sampling
