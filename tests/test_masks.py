@@ -158,3 +158,23 @@ def test_bad_arguments_name_the_key(kwargs, key):
 def test_unknown_task_lists_valid_names():
     with pytest.raises(ValueError, match="past_prediction"):
         FrameMaskSampler(8, tasks={"nope": 1.0})
+
+
+def test_spacing_mixture_draws_each_spacing_in_proportion():
+    sampler = FrameMaskSampler(8, spacing={"contiguous": 0.75, "log_uniform": 0.25})
+    g = torch.Generator().manual_seed(0)
+    contiguous = 0
+    for _ in range(400):
+        idx = sampler(64, g).frame_idx
+        contiguous += bool((idx.diff() == 1).all())
+    # log-uniform draws are almost never 8 consecutive frames out of 64
+    assert 0.68 < contiguous / 400 < 0.82
+
+
+def test_spacing_mixture_errors_name_the_key():
+    with pytest.raises(ValueError, match="unknown spacing 'wobbly'"):
+        FrameMaskSampler(8, spacing={"wobbly": 1.0})
+    with pytest.raises(ValueError, match=r"spacing\['contiguous'\]"):
+        FrameMaskSampler(8, spacing={"contiguous": -1.0})
+    with pytest.raises(ValueError, match="at least one positive"):
+        FrameMaskSampler(8, spacing={"contiguous": 0.0})

@@ -86,8 +86,10 @@ class FrameMaskSampler:
         max_observed: the most observed frames per sample (default ``max_frames - min_latent``).
         min_latent: the fewest latent frames per sample (at least 1).
         spacing: ``"log_uniform"`` (FDM: union of evenly spaced groups with log-uniform spacing, so both close
-            and far-apart frames are seen), ``"uniform"`` (a uniformly random subset of all T frames) or
-            ``"contiguous"`` (K consecutive frames at a random start).
+            and far-apart frames are seen), ``"uniform"`` (a uniformly random subset of all T frames),
+            ``"contiguous"`` (K consecutive frames at a random start), or a mixture of these as a mapping
+            name -> weight, drawn per sample (e.g. ``{"contiguous": 0.5, "log_uniform": 0.5}``: consecutive
+            frames teach the model to copy its context fast, spaced ones keep long-range schemes working).
 
     Calling ``sampler(video_length, generator)`` returns a :class:`FrameMask` with
     ``n = min(max_frames, video_length)`` frames. Tasks that cannot be met for a short video (e.g.
@@ -105,7 +107,7 @@ class FrameMaskSampler:
         tasks: Mapping[str, float] | None = None,
         max_observed: int | None = None,
         min_latent: int = 1,
-        spacing: str = "log_uniform",
+        spacing: str | Mapping[str, float] = "log_uniform",
     ) -> None:
         if not isinstance(max_frames, int) or max_frames < 2:
             raise ValueError(f"max_frames: expected an integer >= 2, got {max_frames!r}")
@@ -121,8 +123,17 @@ class FrameMaskSampler:
                 f"{max_frames - min_latent}],"
                 f" got {max_observed!r}"
             )
-        if spacing not in SPACINGS:
-            raise ValueError(f"spacing: expected one of {list(SPACINGS)}, got {spacing!r}")
+        if isinstance(spacing, Mapping):
+            spacing = dict(spacing)
+            for name, weight in spacing.items():
+                if name not in SPACINGS:
+                    raise ValueError(f"spacing: unknown spacing {name!r}; valid names are {list(SPACINGS)}")
+                if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                    raise ValueError(f"spacing[{name!r}]: expected a finite weight >= 0, got {weight!r}")
+            if sum(spacing.values()) <= 0:
+                raise ValueError(f"spacing: expected at least one positive weight, got {spacing}")
+        elif spacing not in SPACINGS:
+            raise ValueError(f"spacing: expected one of {list(SPACINGS)} or a mapping of them to weights, got {spacing!r}")
         weights = dict(DEFAULT_TASKS if tasks is None else tasks)
         for name, weight in weights.items():
             if name not in TASKS:
@@ -200,10 +211,15 @@ class FrameMaskSampler:
         return sorted(chosen)
 
     def _indices(self, length: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        if self.spacing == "log_uniform":
+        spacing = self.spacing
+        if isinstance(spacing, dict):  # a mixture: one spacing per sample
+            names = [k for k, v in spacing.items() if v > 0]
+            weights = torch.tensor([spacing[k] for k in names], dtype=torch.float64)
+            spacing = names[int(torch.multinomial(weights, 1, generator=generator))]
+        if spacing == "log_uniform":
             idx = self._log_uniform_indices(length, n, generator)
             return torch.tensor(idx, dtype=torch.long)
-        if self.spacing == "uniform":
+        if spacing == "uniform":
             return torch.randperm(length, generator=generator)[:n].sort().values.long()
         start = _randint(0, length - n, generator)
         return torch.arange(start, start + n, dtype=torch.long)

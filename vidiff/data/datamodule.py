@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidiff.masks import SPACINGS, FrameMaskSampler
+from vidiff.masks import FrameMaskSampler
 
 from .sampling import EpochSampler
 from .shapes import ShapesWorld
@@ -138,7 +138,8 @@ class ShapesDataModule(_VideoDataModule):
         max_frames: K, frames per sample.
         tasks: mask task weights (see ``vidiff.masks.TASKS``); None: the defaults.
         max_observed: most observed frames per sample (None: ``max_frames - 1``).
-        spacing: how frames are chosen: "log_uniform", "uniform" or "contiguous".
+        spacing: how frames are chosen: "log_uniform", "uniform", "contiguous", or a mapping of them to weights
+            (one drawn per sample, e.g. ``{contiguous: 0.5, log_uniform: 0.5}``).
         min_objects, max_objects: object count range.
         speed: (min, max) pixels per frame.
         size: (min, max) object half-extent in pixels (None: scaled with ``image_size``).
@@ -156,7 +157,7 @@ class ShapesDataModule(_VideoDataModule):
         max_frames: int = 8,
         tasks: dict[str, float] | None = None,
         max_observed: int | None = None,
-        spacing: str = "log_uniform",
+        spacing: str | dict[str, float] = "log_uniform",
         min_objects: int = 1,
         max_objects: int = 3,
         speed: tuple[float, float] = (0.5, 2.0),
@@ -228,7 +229,7 @@ class VideoFolderDataModule(_VideoDataModule):
         max_frames: int = 8,
         tasks: dict[str, float] | None = None,
         max_observed: int | None = None,
-        spacing: str = "log_uniform",
+        spacing: str | dict[str, float] = "log_uniform",
         val_fraction: float = 0.05,
         val_root: str | None = None,
         short_videos: str = "mask",
@@ -251,8 +252,6 @@ class VideoFolderDataModule(_VideoDataModule):
             raise ValueError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
         if short_videos not in SHORT_VIDEOS:
             raise ValueError(f"short_videos: expected one of {list(SHORT_VIDEOS)}, got {short_videos!r}")
-        if spacing not in SPACINGS:
-            raise ValueError(f"spacing: expected one of {list(SPACINGS)}, got {spacing!r}")
         for name, folder in (("root", root), ("val_root", val_root)):
             if folder is not None and not Path(folder).expanduser().is_dir():
                 raise FileNotFoundError(

@@ -22,11 +22,12 @@ from vidiff.nn.attention import BACKENDS
 from vidiff.nn.blocks import Downsample, ResBlock, Upsample, normalization, zero_module
 from vidiff.nn.embeddings import relative_frame_features, timestep_embedding
 from vidiff.nn.shapes import check_inputs
+from vidiff.nn.neighbours import nearest_observed, neighbour_channels
 from vidiff.nn.transformer import AttentionOptions, SpatialTransformer, TemporalAttention
 
 logger = logging.getLogger(__name__)
 
-TEMPORAL_PREFIXES = ("temporal", "observed_in")
+TEMPORAL_PREFIXES = ("temporal", "observed_in", "neighbours_in")
 
 
 def is_temporal_name(name: str) -> bool:
@@ -96,6 +97,8 @@ class SpaceTimeUNet(nn.Module):
         temporal_attention_resolutions: Downsample factors with temporal attention (default: every level).
         use_linear_proj: Linear ``proj_in``/``proj_out`` in spatial transformers (Stable Diffusion 2).
         observed_channel: Add the observed-frame indicator as an input channel (``observed_in``, zero-init).
+        nearest_observed: Give every frame its this many nearest observed frames as extra input channels
+            (``neighbours_in``, zero-init; :mod:`vidiff.nn.neighbours`); 0: off.
         gradient_checkpointing: Recompute each block in the backward pass (training only).
         attention_backend: ``"auto"``, ``"xformers"``, ``"sdpa"`` or ``"math"`` (see ``vidiff.nn.attention``).
         attention_chunk_size: Largest attention batch per kernel call (None: automatic on CUDA).
@@ -122,6 +125,7 @@ class SpaceTimeUNet(nn.Module):
         temporal_attention_resolutions: Sequence[int] | None = None,
         use_linear_proj: bool = False,
         observed_channel: bool = True,
+        nearest_observed: int = 0,
         gradient_checkpointing: bool = False,
         attention_backend: str = "auto",
         attention_chunk_size: int | None = None,
@@ -181,6 +185,14 @@ class SpaceTimeUNet(nn.Module):
         self.input_blocks = nn.ModuleList([UNetBlock(nn.Conv2d(in_channels, model_channels, 3, padding=1))])
         self.observed_in = (
             zero_module(nn.Conv2d(1, model_channels, 3, padding=1, bias=False)) if observed_channel else None
+        )
+        if not isinstance(nearest_observed, int) or nearest_observed < 0:
+            raise ValueError(f"nearest_observed: expected an integer >= 0, got {nearest_observed!r}")
+        self.nearest_observed = nearest_observed
+        self.neighbours_in = (
+            zero_module(nn.Conv2d(neighbour_channels(in_channels, nearest_observed), model_channels, 3, padding=1))
+            if nearest_observed
+            else None
         )
         skip_chans, ch, ds = [model_channels], model_channels, 1
         for level, mult in enumerate(channel_mult):
@@ -281,6 +293,11 @@ class SpaceTimeUNet(nn.Module):
         if self.observed_in is not None:
             indicator = observed.flatten().to(hid.dtype)[:, None, None, None].expand(-1, 1, h, w)
             hid = hid + self.observed_in(indicator)
+        if self.neighbours_in is not None:
+            near = rearrange(nearest_observed(x, frame_idx, observed, self.nearest_observed), "b t c h w -> (b t) c h w")
+            if self.channels_last:
+                near = near.contiguous(memory_format=torch.channels_last)
+            hid = hid + self.neighbours_in(near.to(hid.dtype))
         skips = [hid]
         for block in self.input_blocks[1:]:
             hid = self._run(block, hid, emb, state)
