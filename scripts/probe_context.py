@@ -3,7 +3,9 @@
     python scripts/probe_context.py runs/demo/checkpoints/last.ckpt [more.ckpt ...] [--num-videos 16]
 
 For each checkpoint: the context-use ratio (vidiff.metrics.context; 1.0 = ignored) at t/T = 0.3, 0.6, 0.8, 0.95,
-on K consecutive frames (stride 1) and on K frames 4 apart (stride 4), the earliest half observed.
+on K consecutive frames (stride 1) and on K frames 4 apart (stride 4), the earliest half observed. The line
+"copy-last" scores the baseline that predicts every latent frame as the last observed one (x0 prediction), for
+reference: a model that uses its context well should beat it at high noise.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ import torch
 from vidiff.commands.sample import load_sampling_model
 from vidiff.evaluate import checkpoint_world_settings, eval_world, ground_truth
 from vidiff.evaluate.runner import context_use_scores
+from vidiff.metrics.context import context_use, format_context_use, prediction_mask
+
+
+def _copy_last(x, t, frame_idx, observed, context):
+    """x0 prediction of every frame: the latest observed frame (clips in frame order)."""
+    last = observed.long().cumsum(1).argmax(1)  # slot of the last observed frame
+    return x[torch.arange(len(x)), last][:, None].expand_as(x)
 
 
 def main() -> None:
@@ -35,6 +44,11 @@ def main() -> None:
             scores = context_use_scores(model, truth.videos, k, stride=stride)
             cells = "  ".join(f"{name.split()[-1]}: {value:.2f}" for name, value in scores.items())
             print(f"{path} (step {step}) stride {stride}: {cells}")
+    for stride in args.strides:
+        idx = torch.arange(k).repeat(len(truth.videos), 1) * stride
+        ratios = context_use(_copy_last, model.schedule, "x0", model.encode(truth.videos[:, idx[0]]), idx,
+                             prediction_mask(idx))
+        print(f"copy-last stride {stride}: {format_context_use(ratios)}")
 
 
 if __name__ == "__main__":

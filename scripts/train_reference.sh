@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The reference Shapes-world model (issue "samples that hold together", section 5): the tiny config, trained much
+# longer. Hours on a 2-core CPU; run it in the background and resume it exactly as often as needed:
+#   nohup scripts/train_reference.sh > runs/reference.log 2>&1 &
+#   nohup scripts/train_reference.sh --ckpt_path last >> runs/reference.log 2>&1 &     # continue
+# Extra arguments go to `vidiff fit`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec "${VIDIFF:-.venv/bin/vidiff}" fit --config configs/shapes/tiny.yaml \
+    --trainer.default_root_dir runs/reference \
+    --trainer.max_steps 40000 \
+    --trainer.val_check_interval 1000 \
+    --trainer.enable_progress_bar false \
+    --samples.every_n_validations 5 \
+    "$@"
