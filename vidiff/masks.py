@@ -72,6 +72,25 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (), generator=generator))
 
 
+def _check_weights(key: str, weights: Mapping[str, float], names: tuple[str, ...], noun: str) -> dict[str, float]:
+    """A mapping name -> weight, checked: known names, finite weights >= 0, at least one positive."""
+    weights = dict(weights)
+    for name, weight in weights.items():
+        if name not in names:
+            raise ValueError(f"{key}: unknown {noun} {name!r}; valid names are {list(names)}")
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{key}[{name!r}]: expected a finite weight >= 0, got {weight!r}")
+    if sum(weights.values()) <= 0:
+        raise ValueError(f"{key}: expected at least one positive weight, got {weights}")
+    return weights
+
+
+def _choose(names: list[str], weights: Mapping[str, float], generator: torch.Generator | None) -> str:
+    """One of ``names``, drawn with probability proportional to its weight."""
+    w = torch.tensor([weights[name] for name in names], dtype=torch.float64)
+    return names[int(torch.multinomial(w, 1, generator=generator))]
+
+
 def _rand(generator: torch.Generator | None) -> float:
     return float(torch.rand((), generator=generator, dtype=torch.float64))
 
@@ -124,24 +143,10 @@ class FrameMaskSampler:
                 f" got {max_observed!r}"
             )
         if isinstance(spacing, Mapping):
-            spacing = dict(spacing)
-            for name, weight in spacing.items():
-                if name not in SPACINGS:
-                    raise ValueError(f"spacing: unknown spacing {name!r}; valid names are {list(SPACINGS)}")
-                if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-                    raise ValueError(f"spacing[{name!r}]: expected a finite weight >= 0, got {weight!r}")
-            if sum(spacing.values()) <= 0:
-                raise ValueError(f"spacing: expected at least one positive weight, got {spacing}")
+            spacing = _check_weights("spacing", spacing, SPACINGS, "spacing")
         elif spacing not in SPACINGS:
             raise ValueError(f"spacing: expected one of {list(SPACINGS)} or a mapping of them to weights, got {spacing!r}")
-        weights = dict(DEFAULT_TASKS if tasks is None else tasks)
-        for name, weight in weights.items():
-            if name not in TASKS:
-                raise ValueError(f"tasks: unknown task name {name!r}; valid names are {list(TASKS)}")
-            if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-                raise ValueError(f"tasks[{name!r}]: expected a finite weight >= 0, got {weight!r}")
-        if sum(weights.values()) <= 0:
-            raise ValueError(f"tasks: expected at least one positive weight, got {weights}")
+        weights = _check_weights("tasks", DEFAULT_TASKS if tasks is None else tasks, TASKS, "task name")
         if max_observed == 0 and any(weights.get(t, 0) > 0 for t in TASKS[1:]):
             raise ValueError(
                 "max_observed: 0 allows only the 'unconditional' task, but tasks gives positive weight to "
@@ -213,9 +218,7 @@ class FrameMaskSampler:
     def _indices(self, length: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
         spacing = self.spacing
         if isinstance(spacing, dict):  # a mixture: one spacing per sample
-            names = [k for k, v in spacing.items() if v > 0]
-            weights = torch.tensor([spacing[k] for k in names], dtype=torch.float64)
-            spacing = names[int(torch.multinomial(weights, 1, generator=generator))]
+            spacing = _choose([k for k, v in spacing.items() if v > 0], spacing, generator)
         if spacing == "log_uniform":
             idx = self._log_uniform_indices(length, n, generator)
             return torch.tensor(idx, dtype=torch.long)
@@ -267,7 +270,6 @@ class FrameMaskSampler:
                 f"{[t for t, w in self.tasks.items() if w]}"
                 f" (min_latent={self.min_latent}); expected at least {self.min_length()} frames"
             )
-        weights = torch.tensor([self.tasks[t] for t in feasible], dtype=torch.float64)
-        task = feasible[int(torch.multinomial(weights, 1, generator=generator))]
+        task = _choose(feasible, self.tasks, generator)
         frame_idx = self._indices(video_length, n, generator)
         return FrameMask(frame_idx=frame_idx, observed=self._split(n, task, generator), task=task)
