@@ -50,6 +50,8 @@ def test_tasks_shape_the_split():
             assert all(not o for o in obs[first_latent : last_latent + 1]), (
                 "latent frames form one middle block"
             )
+        elif mask.task == "fdm":
+            assert len(mask) <= 8 and int(mask.latent.sum()) >= 1
         else:
             assert 1 <= m <= 7
     assert seen == set(TASKS)
@@ -105,7 +107,7 @@ def test_every_position_is_reachable_by_log_uniform_sampling():
 
 
 def test_max_observed_and_min_latent_are_respected():
-    sampler = FrameMaskSampler(8, max_observed=3, min_latent=2, tasks={t: 1.0 for t in TASKS})
+    sampler = FrameMaskSampler(8, max_observed=3, min_latent=2, tasks={t: 1.0 for t in TASKS if t != "fdm"})
     for mask in _draw(sampler, 100, 400):
         assert int(mask.observed.sum()) <= 3
         assert int(mask.latent.sum()) >= 2
@@ -178,3 +180,43 @@ def test_spacing_mixture_errors_name_the_key():
         FrameMaskSampler(8, spacing={"contiguous": -1.0})
     with pytest.raises(ValueError, match="at least one positive"):
         FrameMaskSampler(8, spacing={"contiguous": 0.0})
+
+
+def test_fdm_mask_matches_fdm_closed_form_for_two_frames():
+    """FDM's sample_all_masks with K = 2 on a very long video (collisions negligible): the first (latent) group
+    has 1 or 2 frames (1/2 each); after 2 the next group never fits; after 1, the next group fits only with
+    size 1 (1/2), and then joins the observed or the latent frames by a fair coin. So n = 1 with p 1/4, n = 2
+    with p 3/4, and one observed frame with p 1/8."""
+    sampler = FrameMaskSampler(2, tasks={"fdm": 1.0})
+    masks = _draw(sampler, 10**6, 4000)
+    n1 = sum(len(m) == 1 for m in masks) / len(masks)
+    obs = sum(int(m.observed.sum()) == 1 for m in masks) / len(masks)
+    for got, p in ((n1, 0.25), (obs, 0.125)):
+        assert abs(got - p) <= 4 * math.sqrt(p * (1 - p) / len(masks)), (got, p)
+    assert all(m.task == "fdm" and 1 <= len(m) <= 2 and not bool(m.observed.all()) for m in masks)
+
+
+def test_fdm_masks_are_valid_and_often_shorter_than_k():
+    sampler = FrameMaskSampler(8, tasks={"fdm": 1.0}, spacing="contiguous")  # spacing does not apply to fdm
+    masks = _draw(sampler, 64, 1000)
+    for mask in masks:
+        idx = mask.frame_idx
+        assert 1 <= len(mask) <= 8 and bool((idx[1:] > idx[:-1]).all())
+        assert 0 <= int(idx.min()) and int(idx.max()) < 64 and int(mask.latent.sum()) >= 1
+    lengths = [len(m) for m in masks]
+    assert 0.6 < sum(n < 8 for n in lengths) / len(masks) < 0.9, "FDM stops at the first group that does not fit"
+    gaps = torch.cat([m.frame_idx.diff() for m in masks if len(m) > 1])
+    assert float((gaps > 1).float().mean()) > 0.5, "log-uniform group spacing, not contiguous frames"
+    unconditional = sum(not bool(m.observed.any()) for m in masks) / len(masks)
+    assert 0.6 < unconditional < 0.85, "most FDM draws observe nothing (the first latent group often fills K)"
+
+
+def test_fdm_samples_pad_to_k_frames_in_the_shapes_world():
+    from vidiff.data.shapes import ShapesWorld
+
+    world = ShapesWorld(num_videos=4, length=32, image_size=16, sampler=FrameMaskSampler(8, tasks={"fdm": 1.0}))
+    item = world[0]
+    n = int(item["valid"].sum())
+    assert item["video"].shape[0] == 8 and 1 <= n <= 8
+    assert bool(item["valid"][:n].all()) and not bool(item["valid"][n:].any())
+    assert not bool(item["observed"][n:].any()) and bool((item["video"][n:] == 0).all())

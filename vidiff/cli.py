@@ -25,6 +25,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS: dict[str, str] = {
     "demo": "vidiff.commands.demo",
     "evaluate": "vidiff.commands.evaluate",
+    "export": "vidiff.commands.export",
     "sample": "vidiff.commands.sample",
     "scheme": "vidiff.commands.scheme",
     "txt2img": "vidiff.commands.txt2img",

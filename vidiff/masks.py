@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 #: Task names accepted by :class:`FrameMaskSampler`, in a fixed order.
-TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary")
+TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
 
 #: The default task mixture (weights, normalised when sampling).
 DEFAULT_TASKS: dict[str, float] = {
@@ -101,7 +101,9 @@ class FrameMaskSampler:
     Args:
         max_frames: K, the most frames per sample (the network's frame budget); at least 2.
         tasks: task name -> non-negative weight (see :data:`TASKS`); missing names get weight 0.
-            None uses :data:`DEFAULT_TASKS`.
+            None uses :data:`DEFAULT_TASKS`. ``"fdm"`` is FDM's own ``sample_all_masks`` distribution
+            (:meth:`fdm_mask`): it chooses frames and split together, ignores ``spacing`` and ``max_observed``,
+            and often uses fewer than ``max_frames`` frames (the free slots are padding: ``valid`` False).
         max_observed: the most observed frames per sample (default ``max_frames - min_latent``).
         min_latent: the fewest latent frames per sample (at least 1).
         spacing: ``"log_uniform"`` (FDM: union of evenly spaced groups with log-uniform spacing, so both close
@@ -111,7 +113,7 @@ class FrameMaskSampler:
             frames teach the model to copy its context fast, spaced ones keep long-range schemes working).
 
     Calling ``sampler(video_length, generator)`` returns a :class:`FrameMask` with
-    ``n = min(max_frames, video_length)`` frames. Tasks that cannot be met for a short video (e.g.
+    ``n = min(max_frames, video_length)`` frames (at most that many for the ``"fdm"`` task). Tasks that cannot be met for a short video (e.g.
     interpolation needs at least ``2 + min_latent`` frames) are left out of the mixture for that draw; if no
     task with positive weight fits, the video is too short: ``ValueError`` (see :meth:`min_length`).
 
@@ -182,7 +184,7 @@ class FrameMaskSampler:
             if weight <= 0 or n < self.min_latent:
                 continue
             m = self._max_obs(n)
-            need = {"unconditional": 0, "interpolation": 2}.get(task, 1)
+            need = {"unconditional": 0, "interpolation": 2, "fdm": 0}.get(task, 1)
             if m >= need:
                 out.append(task)
         return out
@@ -226,6 +228,43 @@ class FrameMaskSampler:
             return torch.randperm(length, generator=generator)[:n].sort().values.long()
         start = _randint(0, length - n, generator)
         return torch.arange(start, start + n, dtype=torch.long)
+
+    # ------------------------------------------------------------------------------------------------- fdm
+    @staticmethod
+    def _fdm_group(length: int, max_size: int, generator: torch.Generator | None) -> list[int]:
+        """FDM's ``sample_some_indices``: 1..max_size evenly spaced positions, log-uniform spacing in [1, T/(s-1)]."""
+        for _ in range(100):
+            size = _randint(1, max_size, generator)
+            max_scale = length / (size - 0.999)
+            scale = math.exp(_rand(generator) * math.log(max_scale))
+            start = _rand(generator) * (length - scale * (size - 1))
+            group = [int(start + i * scale) for i in range(size)]
+            if all(0 <= i < length for i in group):
+                return group
+        return [_randint(0, length - 1, generator)]  # unreachable in practice (FDM recurses instead)
+
+    def fdm_mask(self, length: int, generator: torch.Generator | None = None) -> FrameMask:
+        """FDM's ``sample_all_masks`` for one video (Harvey et al. 2022, plai-group's code).
+
+        A first group of positions is latent; then, with a fair coin per group, further groups become observed
+        or latent (positions already taken are dropped from the group) until a group no longer fits in the
+        ``max_frames`` budget: that group is discarded and the draw stops, so the sample usually has fewer than
+        ``max_frames`` frames. FDM fills the free slots with frames that are neither observed nor scored; vidiff
+        leaves them as padding (``valid`` False: not scored, not observed), which is the same to the loss.
+        """
+        k = min(self.max_frames, length)
+        latent = set(self._fdm_group(length, k, generator))
+        observed: set[int] = set()
+        while True:
+            target = observed if _rand(generator) < 0.5 else latent
+            group = [i for i in self._fdm_group(length, k, generator) if i not in observed and i not in latent]
+            free = k - len(observed) - len(latent)
+            if len(group) > free or len(group) == free == 0:
+                break
+            target.update(group)
+        frame_idx = torch.tensor(sorted(latent | observed), dtype=torch.long)
+        is_observed = torch.tensor([int(i) in observed for i in frame_idx], dtype=torch.bool)
+        return FrameMask(frame_idx=frame_idx, observed=is_observed, task="fdm")
 
     # ---------------------------------------------------------------------------------------------- split
     def _split(self, n: int, task: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -271,5 +310,7 @@ class FrameMaskSampler:
                 f" (min_latent={self.min_latent}); expected at least {self.min_length()} frames"
             )
         task = _choose(feasible, self.tasks, generator)
+        if task == "fdm":
+            return self.fdm_mask(video_length, generator)
         frame_idx = self._indices(video_length, n, generator)
         return FrameMask(frame_idx=frame_idx, observed=self._split(n, task, generator), task=task)

@@ -73,7 +73,9 @@ def checkpoint_world_settings(ckpt_path: str | os.PathLike, image_size: int) -> 
     A checkpoint without data hyperparameters, or trained on another data module, gets the default world (with a
     warning in the second case).
     """
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    from vidiff.lit.weights import read_checkpoint
+
+    ckpt = read_checkpoint(ckpt_path)
     hp = ckpt.get("datamodule_hyper_parameters") if isinstance(ckpt, dict) else None
     if hp is not None:
         name = str(ckpt.get("datamodule_hparams_name") or "") + str(hp.get("_class_path", ""))

@@ -46,8 +46,10 @@ class EMA(nn.Module):
         """``shadow <- d * shadow + (1 - d) * model`` for every parameter (buffers copied), then count the update."""
         d = self.current_decay()
         model_params = dict(model.named_parameters())
-        for name, shadow in self.shadow.named_parameters():
-            shadow.lerp_(model_params[name].detach().to(shadow.dtype), 1.0 - d)
+        shadows = [p for _, p in self.shadow.named_parameters()]
+        sources = [model_params[name].detach().to(p.dtype) for name, p in self.shadow.named_parameters()]
+        if shadows:  # one fused kernel for all parameters (as timm's ModelEmaV3); same values as per-tensor lerp_
+            torch._foreach_lerp_(shadows, sources, 1.0 - d)
         model_buffers = dict(model.named_buffers())
         for name, shadow in self.shadow.named_buffers():
             shadow.copy_(model_buffers[name])

@@ -12,6 +12,7 @@ import torch
 
 from vidiff.lit.parts import import_class
 from vidiff.lit.video_diffusion import VideoDiffusion
+from vidiff.lit.weights import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,15 @@ def load_model(
 ) -> VideoDiffusion:
     """Rebuild a :class:`VideoDiffusion` from a checkpoint's hyperparameters and load its weights.
 
-    The file is read with ``torch.load(weights_only=True)`` (no code from the file runs). The model comes back in
+    The file is a Lightning checkpoint, read with ``torch.load(weights_only=True)``, or a weights file written by
+    ``vidiff export`` (``.safetensors``, :mod:`vidiff.lit.weights`); no code from the file runs. The model comes back in
     eval mode, without gradients, with the EMA weights copied into ``.net`` (and a trained text encoder), so
     ``model.net``, ``model.schedule``, ``model.prediction``, ``model.autoencoder``, ``model.text_encoder``,
     ``model.image_size``, ``model.channels`` and ``model.max_frames`` are ready for sampling.
 
     Args:
-        ckpt_path: a checkpoint written by ``vidiff fit`` (e.g. ``runs/shapes_tiny/checkpoints/last.ckpt``).
+        ckpt_path: a checkpoint written by ``vidiff fit`` (e.g. ``runs/shapes_tiny/checkpoints/last.ckpt``) or a
+            weights file (e.g. the reference model ``vidiff/assets/shapes_reference.safetensors``).
         device: where to put the model.
         use_ema: copy the EMA weights into the net (the default); False keeps the raw trained weights.
         **overrides: constructor arguments that replace the stored ones (e.g. ``autoencoder_ckpt`` when the
@@ -47,7 +50,7 @@ def load_model(
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {str(path)!r}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"ckpt_path: {path} is not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})

@@ -1,0 +1,67 @@
+"""Weights files (vidiff.lit.weights, `vidiff export`): EMA net + settings in safetensors, loaded like checkpoints."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from test_lit_helpers import TINY_NET
+
+from vidiff.cli import main
+from vidiff.lit import VideoDiffusion, load_model
+from vidiff.lit.checkpoint import atomic_torch_save
+from vidiff.lit.weights import export_weights, read_checkpoint
+
+
+def _checkpoint(tmp_path):
+    model = VideoDiffusion(net=copy.deepcopy(TINY_NET), image_size=8, max_frames=4, num_timesteps=100, ema_decay=0.5)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.ema.update(model._trained())
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.1)  # raw weights now differ from the EMA ones
+    ckpt = {
+        "state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "global_step": 1234,
+        "datamodule_hyper_parameters": {"image_size": 8, "speed": (0.5, 2.0), "min_objects": 1},
+    }
+    return model, atomic_torch_save(ckpt, tmp_path / "m.ckpt")
+
+
+def test_export_then_load_gives_the_ema_model_and_its_settings(tmp_path):
+    model, ckpt = _checkpoint(tmp_path)
+    out = export_weights(ckpt, tmp_path / "m.safetensors")
+    assert not any(k.startswith("ema.") for k in load_file(str(out)))
+    assert out.stat().st_size < 0.6 * ckpt.stat().st_size  # no raw copy, no optimizer
+    from_ckpt, from_file = load_model(ckpt), load_model(out)
+    for (name, p), q in zip(from_file.net.named_parameters(), model.ema.shadow["net"].parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    x, t = torch.randn(1, 4, 3, 8, 8), torch.tensor([50])
+    torch.testing.assert_close(from_file.net(x, t), from_ckpt.net(x, t), rtol=0, atol=0)
+    assert (from_file.prediction, from_file.max_frames, from_file.schedule.num_timesteps) == ("eps", 4, 100)
+    meta = read_checkpoint(out)
+    assert meta["global_step"] == 1234 and meta["datamodule_hyper_parameters"]["speed"] == [0.5, 2.0]
+
+
+def test_raw_export_keeps_the_trained_weights(tmp_path):
+    model, ckpt = _checkpoint(tmp_path)
+    raw = load_model(export_weights(ckpt, tmp_path / "raw.safetensors", use_ema=False))
+    for p, q in zip(raw.net.parameters(), model.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_foreign_safetensors_and_bad_paths_fail_in_one_line(tmp_path, capsys):
+    foreign = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="not vidiff weights.*vidiff export"):
+        load_model(foreign)
+    with pytest.raises(SystemExit, match="--ckpt: no checkpoint file"):
+        main(["export", "--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "w.safetensors")])
+    _, ckpt = _checkpoint(tmp_path)
+    with pytest.raises(SystemExit, match="ends in .safetensors"):
+        main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "w.pt")])
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "w.safetensors")]) == 0
+    assert "wrote" in capsys.readouterr().out and not list(tmp_path.glob("*.tmp*"))
