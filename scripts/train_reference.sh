@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 exec "${VIDIFF:-.venv/bin/vidiff}" fit --config configs/shapes/tiny.yaml \
     --trainer.default_root_dir runs/reference \
     --trainer.max_steps 40000 \
+    --model.init_args.optimizer.init_args.lr 0.002 \
+    --model.init_args.ema_decay 0.999 \
     --trainer.val_check_interval 1000 \
     --trainer.enable_progress_bar false \
     --samples.every_n_validations 5 \

@@ -35,9 +35,8 @@ def test_shapes_video_and_image():
     assert model(_video(), 7).shape == (2, 4, 5, 8, 8)  # scalar timestep broadcasts
 
 
-@pytest.mark.parametrize("level_bias", [False, True])
-def test_shifting_frame_idx_leaves_output_unchanged(level_bias):
-    model, x, ts = _model(level_bias=level_bias), _video(), torch.tensor([10, 400])
+def test_shifting_frame_idx_leaves_output_unchanged():
+    model, x, ts = _model(), _video(), torch.tensor([10, 400])
     frame_idx = torch.tensor([[0, 1, 5, 300], [3, 9, 10, 40]])
     observed = torch.tensor([[True, False, False, True], [False, True, False, False]])
     ref = model(x, ts, frame_idx, observed)
@@ -46,39 +45,14 @@ def test_shifting_frame_idx_leaves_output_unchanged(level_bias):
     assert (model(x, ts, frame_idx * 2, observed) - ref).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("level_bias", [False, True])
-def test_permuting_frames_permutes_output(level_bias):
-    model, x, ts = _model(level_bias=level_bias), _video(), torch.tensor([10, 400])
+def test_permuting_frames_permutes_output():
+    model, x, ts = _model(), _video(), torch.tensor([10, 400])
     frame_idx = torch.tensor([[0, 1, 5, 300], [3, 9, 10, 40]])
     observed = torch.tensor([[True, False, False, True], [False, True, False, False]])
     perm = torch.tensor([2, 0, 3, 1])
     ref = model(x, ts, frame_idx, observed)
     out = model(x[:, perm], ts, frame_idx[:, perm], observed[:, perm])
     torch.testing.assert_close(out, ref[:, perm], atol=1e-5, rtol=1e-5)
-
-
-def test_level_bias_reads_which_keys_are_observed():
-    """With level_bias the temporal bias of a (query, key) pair depends on the key's noise level: an observed
-    key (step 0) gets a different bias from a latent one at the same distance; without it, only distance counts."""
-    from vidiff.nn.embeddings import level_pair_features, relative_frame_features
-    from vidiff.nn.transformer import TemporalAttention
-
-    frame_idx = torch.arange(4)[None]
-    steps_a = torch.tensor([[0, 800, 800, 800]])  # frame 0 observed
-    steps_b = torch.tensor([[800, 800, 800, 800]])
-    layer = next(m for m in _model(level_bias=True).modules() if isinstance(m, TemporalAttention))
-    rel = relative_frame_features(frame_idx)
-    bias_a = layer.rel_pos(torch.cat([rel, level_pair_features(steps_a)], -1))
-    bias_b = layer.rel_pos(torch.cat([rel, level_pair_features(steps_b)], -1))
-    assert layer.rel_pos.mlp[0].in_features == 3
-    assert (bias_a[..., 0] - bias_b[..., 0]).abs().max() > 1e-4, "key 0's bias changes when it is observed"
-    torch.testing.assert_close(bias_a[0, :, 1:, 1:], bias_b[0, :, 1:, 1:])  # other pairs: same levels, same bias
-    plain = next(m for m in _model().modules() if isinstance(m, TemporalAttention))
-    assert plain.rel_pos.mlp[0].in_features == 1
-    # the whole net: observing frame 0 changes frame 1's output through the bias too
-    model, x = _model(level_bias=True), _video(b=1)
-    observed = torch.tensor([[True, False, False, False]])
-    assert (model(x, torch.tensor([800]), None, observed) - model(x, torch.tensor([800]))).abs().max() > 1e-4
 
 
 def test_temporal_layers_mix_frames_only_when_on():

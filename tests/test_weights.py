@@ -65,3 +65,11 @@ def test_foreign_safetensors_and_bad_paths_fail_in_one_line(tmp_path, capsys):
         main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "w.pt")])
     assert main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "w.safetensors")]) == 0
     assert "wrote" in capsys.readouterr().out and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_demo_pretrained_without_the_reference_file_fails_in_one_line(tmp_path, monkeypatch):
+    import vidiff.assets
+
+    monkeypatch.setattr(vidiff.assets, "REFERENCE", tmp_path / "missing.safetensors")
+    with pytest.raises(SystemExit, match="--pretrained: the reference model .* is missing"):
+        main(["demo", "--pretrained", "--out", str(tmp_path / "demo")])

@@ -1,7 +1,8 @@
 """`vidiff demo`: the main job of README's two-command set-up.
 
 Trains the tiny Shapes-world model on CPU (``configs/shapes/tiny.yaml``), then samples a long video from
-its checkpoint with the hierarchy-2 scheme, and tells the user where everything is.
+its checkpoint with the hierarchy-2 scheme, and tells the user where everything is. ``--pretrained`` skips the
+training and samples from the reference model shipped with vidiff (:data:`vidiff.assets.REFERENCE`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=int, default=300, help="frames in the sampled long video (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps per stage when sampling (default: %(default)s)")
     parser.add_argument("--skip-train", action="store_true", help="reuse the checkpoint already in --out")
+    parser.add_argument(
+        "--pretrained", action="store_true",
+        help="no training: sample from the reference model shipped with vidiff (hours of CPU training; "
+        "docs/benchmarks.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vidiff.cli import main
 
     out = Path(args.out)
+    if args.pretrained:
+        from vidiff.assets import REFERENCE
+
+        if not REFERENCE.is_file():
+            raise SystemExit(f"vidiff demo: --pretrained: the reference model {REFERENCE} is missing from this install")
+        ckpt = REFERENCE
+    else:
+        ckpt = _train(args, out, main)
+    samples = out / "long_video"
+    code = main([
+        "sample", "--ckpt", str(ckpt), "--scheme", "hierarchy-2", "--length", str(args.length),
+        "--sampler", "ddim", "--steps", str(args.steps), "--num-videos", "2", "--seed", "0", "--out", str(samples),
+    ])
+    trained = "" if args.pretrained else f"\n  training samples: {ckpt.parent.parent}/samples/"
+    print(f"\nvidiff demo done.\n  checkpoint:      {ckpt}{trained}"
+          f"\n  long videos:     {samples}/ (open {samples}/index.html)")
+    return code
+
+
+def _train(args: argparse.Namespace, out: Path, main) -> Path:
+    """Train (unless ``--skip-train``) and return the newest ``last.ckpt`` under ``out``."""
     if not Path(args.config).is_file():
         raise SystemExit(f"vidiff demo: --config {args.config} not found; run it from the repository root")
     if not args.skip_train:
@@ -37,12 +64,4 @@ def run(args: argparse.Namespace) -> int:
     ckpts = sorted(out.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not ckpts:
         raise SystemExit(f"vidiff demo: no last.ckpt under {out}; training did not write a checkpoint")
-    ckpt = ckpts[-1]
-    samples = out / "long_video"
-    code = main([
-        "sample", "--ckpt", str(ckpt), "--scheme", "hierarchy-2", "--length", str(args.length),
-        "--sampler", "ddim", "--steps", str(args.steps), "--num-videos", "2", "--seed", "0", "--out", str(samples),
-    ])
-    print(f"\nvidiff demo done.\n  checkpoint:      {ckpt}\n  training samples: {ckpt.parent.parent}/samples/"
-          f"\n  long videos:     {samples}/ (open {samples}/index.html)")
-    return code
+    return ckpts[-1]

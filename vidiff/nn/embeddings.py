@@ -46,39 +46,21 @@ def relative_frame_features(frame_idx: torch.Tensor) -> torch.Tensor:
     return (torch.sign(d) * torch.log1p(d.abs()))[..., None]
 
 
-#: Timestep scale of :func:`level_pair_features` (vidiff's models train with T = 1000 steps).
-LEVEL_SCALE = 1000.0
-
-
-def level_pair_features(steps: torch.Tensor) -> torch.Tensor:
-    """Each (query, key) frame pair's noise levels: ``(b, t)`` steps -> ``(b, t, t, 2)`` ``[t_key, t_query] / 1000``.
-
-    Observed frames have step 0, so a bias on these features can prefer clean (given) keys: "attend to the
-    nearest observed frame" becomes a function of a handful of bias weights instead of learned content features.
-    """
-    level = steps.float() / LEVEL_SCALE
-    b, t = level.shape
-    return torch.stack([level[:, None, :].expand(b, t, t), level[:, :, None].expand(b, t, t)], dim=-1)
-
-
 class RelativePositionBias(nn.Module):
     """Learned per-head attention bias from signed frame distances (an MLP on log-scaled distance).
 
     Depends on ``frame_idx`` differences only, so shifting all positions leaves it unchanged and permuting the
-    frames permutes it accordingly. With ``features > 1`` the MLP also sees further pair features
-    (:func:`level_pair_features`: the key's and the query's noise level).
+    frames permutes it accordingly.
 
     Args:
         heads: Number of attention heads (one bias per head).
         hidden: Width of the MLP's hidden layer.
-        features: Input features per frame pair (1: distance only; 3: distance and both noise levels).
     """
 
-    def __init__(self, heads: int, hidden: int = 32, features: int = 1) -> None:
+    def __init__(self, heads: int, hidden: int = 32) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.SiLU(), nn.Linear(hidden, heads))
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.SiLU(), nn.Linear(hidden, heads))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Map ``(b, t, t, F)`` pair features (:func:`relative_frame_features`, optionally followed by
-        :func:`level_pair_features`) to a ``(b, heads, t, t)`` bias."""
+        """Map ``(b, t, t, 1)`` features (:func:`relative_frame_features`) to a ``(b, heads, t, t)`` bias."""
         return rearrange(self.mlp(features.to(self.mlp[0].weight.dtype)), "b i j n -> b n i j")

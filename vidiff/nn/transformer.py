@@ -194,18 +194,15 @@ class TemporalAttention(AttentionOptions, nn.Module):
         heads: Heads.
         dim_head: Width per head.
         rel_pos_hidden: Hidden width of the relative-position MLP.
-        pair_features: Pair features the bias MLP reads (1: frame distance; 3: plus both frames' noise levels).
     """
 
-    def __init__(
-        self, channels: int, heads: int, dim_head: int, rel_pos_hidden: int = 32, pair_features: int = 1
-    ) -> None:
+    def __init__(self, channels: int, heads: int, dim_head: int, rel_pos_hidden: int = 32) -> None:
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
         self.norm = LayerNorm32(channels)
         self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
-        self.rel_pos = RelativePositionBias(heads, rel_pos_hidden, pair_features)
+        self.rel_pos = RelativePositionBias(heads, rel_pos_hidden)
         self.to_out = zero_module(nn.Linear(inner, channels))
 
     def forward(self, x: torch.Tensor, frames: int, rel: torch.Tensor) -> torch.Tensor:
@@ -214,8 +211,7 @@ class TemporalAttention(AttentionOptions, nn.Module):
         Args:
             x: ``(b t) c h w`` frames of ``b`` videos.
             frames: ``t``.
-            rel: ``(b, t, t, F)`` pair features (:func:`~vidiff.nn.embeddings.relative_frame_features`, plus
-                :func:`~vidiff.nn.embeddings.level_pair_features` when ``pair_features == 3``).
+            rel: ``(b, t, t, 1)`` relative frame features (:func:`~vidiff.nn.embeddings.relative_frame_features`).
 
         Returns:
             ``(b t) c h w``.

@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import BACKENDS
 from vidiff.nn.blocks import Downsample, ResBlock, Upsample, normalization, zero_module
-from vidiff.nn.embeddings import level_pair_features, relative_frame_features, timestep_embedding
+from vidiff.nn.embeddings import relative_frame_features, timestep_embedding
 from vidiff.nn.shapes import check_inputs
 from vidiff.nn.neighbours import nearest_observed, neighbour_channels
 from vidiff.nn.transformer import AttentionOptions, SpatialTransformer, TemporalAttention
@@ -40,7 +40,7 @@ class _FrameState:
     """What every block needs besides the features: frame count, relative positions, text context."""
 
     frames: int
-    rel: torch.Tensor | None  # (b, t, t, F) pair features, or None when temporal layers are inactive
+    rel: torch.Tensor | None  # (b, t, t, 1) or None when temporal layers are inactive
     context: torch.Tensor | None  # (b, L, d)
 
 
@@ -105,8 +105,6 @@ class SpaceTimeUNet(nn.Module):
         norm_groups: GroupNorm groups (32 as ldm; smaller for tiny models).
         channels_last: Keep parameters and activations in channels-last memory format.
         rel_pos_hidden: Hidden width of the relative frame-position MLPs.
-        level_bias: The temporal attention bias also reads each key's and query's noise level (observed frames:
-            0), so preferring the given frames is a bias, not a feature to learn first (docs/unet.md).
     """
 
     def __init__(
@@ -134,7 +132,6 @@ class SpaceTimeUNet(nn.Module):
         norm_groups: int = 32,
         channels_last: bool = False,
         rel_pos_hidden: int = 32,
-        level_bias: bool = False,
     ) -> None:
         super().__init__()
         self.config = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in locals().items()
@@ -149,7 +146,7 @@ class SpaceTimeUNet(nn.Module):
         self.model_channels, self.context_dim = model_channels, context_dim
         self.num_levels = len(channel_mult)
         self.temporal_enabled, self.gradient_checkpointing = temporal, gradient_checkpointing
-        self.channels_last, self.level_bias = channels_last, level_bias
+        self.channels_last = channels_last
         attn_res = set(attention_resolutions)
         temporal_res = (
             {2**i for i in range(self.num_levels)}
@@ -176,7 +173,7 @@ class SpaceTimeUNet(nn.Module):
             if not temporal or ds not in temporal_res:
                 return None
             heads, dim_head = heads_for(ch)
-            return TemporalAttention(ch, heads, dim_head, rel_pos_hidden, 3 if level_bias else 1)
+            return TemporalAttention(ch, heads, dim_head, rel_pos_hidden)
 
         def res(ch: int, out: int) -> ResBlock:
             return ResBlock(ch, emb_dim, dropout, out, use_scale_shift_norm, norm_groups)
@@ -283,14 +280,9 @@ class SpaceTimeUNet(nn.Module):
         x, timesteps, frame_idx, observed = check_inputs(self, x, timesteps, frame_idx, observed, context)
         b, t, _, h, w = x.shape
         active = self.temporal_enabled and t > 1
-        steps = torch.where(observed, torch.zeros_like(timesteps)[:, None], timesteps[:, None])  # (b, t)
-        rel = None
-        if active:
-            rel = relative_frame_features(frame_idx)
-            if self.level_bias:
-                rel = torch.cat([rel, level_pair_features(steps)], dim=-1)
-        state = _FrameState(t, rel, context)
+        state = _FrameState(t, relative_frame_features(frame_idx) if active else None, context)
 
+        steps = torch.where(observed, torch.zeros_like(timesteps)[:, None], timesteps[:, None])  # (b, t)
         param_dtype = self.time_embed[0].weight.dtype
         emb = self.time_embed(timestep_embedding(steps.flatten(), self.model_channels).to(param_dtype))
 
