@@ -3,7 +3,8 @@
 # longer. Hours on a 2-core CPU; run it in the background and resume it exactly as often as needed:
 #   nohup scripts/train_reference.sh > runs/reference.log 2>&1 &
 #   nohup scripts/train_reference.sh --ckpt_path last >> runs/reference.log 2>&1 &     # continue
-# Extra arguments go to `vidiff fit`.
+# Extra arguments go to `vidiff fit`. Then ship its EMA weights (docs/benchmarks.md, "Reference model"):
+#   .venv/bin/vidiff export --ckpt runs/reference/checkpoints/last.ckpt --out vidiff/assets/shapes_reference.safetensors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec "${VIDIFF:-.venv/bin/vidiff}" fit --config configs/shapes/tiny.yaml \
