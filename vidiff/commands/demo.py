@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=int, default=300, help="frames in the sampled long video (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps per stage when sampling (default: %(default)s)")
     parser.add_argument("--skip-train", action="store_true", help="reuse the checkpoint already in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain although --out holds a checkpoint (the old ones are moved aside, not deleted)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         raise SystemExit(f"vidiff demo: --config {args.config} not found; run it from the repository root")
     if not args.skip_train:
+        if list((out / "checkpoints").glob("*.ckpt")) and not args.overwrite:
+            raise SystemExit(f"vidiff demo: {out}/checkpoints already holds a trained model; sample from it with "
+                             "--skip-train, or retrain with --overwrite (moves the old checkpoints aside)")
         argv = ["fit", "--config", args.config, "--trainer.default_root_dir", str(out)]
+        if args.overwrite:
+            argv += ["--overwrite", "true"]
         if args.max_steps is not None:
             argv += ["--trainer.max_steps", str(args.max_steps)]
         main(argv)
