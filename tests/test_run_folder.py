@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
-from test_lit_helpers import tiny_cli_args
+from test_lit_helpers import TINY_CONFIG, tiny_cli_args
 
+from vidiff.io.lock import lock_folder
 from vidiff.lit.cli import run_lightning_cli
 
 
@@ -24,6 +26,7 @@ def test_second_fit_refused_continued_or_overwritten_and_last_is_always_last_ckp
     last = ckpts / "last.ckpt"
     _fit(tmp_path)
     assert _step(last) == 2
+    assert not (tmp_path / "vidiff.lock").exists()  # the run folder's lock is released at the end
     stamp = last.stat().st_mtime_ns
 
     with pytest.raises(SystemExit) as refused:  # a fresh fit: one line naming both ways on
@@ -59,4 +62,15 @@ def test_demo_refuses_to_retrain_over_a_trained_model(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(SystemExit, match="--skip-train, or retrain with --overwrite"):
-        main(["demo", "--out", str(tmp_path), "--config", "configs/shapes/tiny.yaml"])
+        main(["demo", "--out", str(tmp_path), "--config", str(TINY_CONFIG)])
+
+
+def test_a_fit_into_a_folder_another_fit_uses_stops_naming_it(tmp_path):
+    with lock_folder(tmp_path, command="vidiff fit --config other.yaml"):
+        with pytest.raises(SystemExit) as refused:
+            _fit(tmp_path)
+        message = str(refused.value.code)
+        assert message.startswith(f"vidiff fit: {tmp_path} is in use by pid {os.getpid()} (vidiff fit --config other")
+        assert f"lock file {tmp_path / 'vidiff.lock'}" in message and "\n" not in message
+        assert not (tmp_path / "checkpoints").exists()
+    _fit(tmp_path, max_steps=1)  # free again

@@ -13,7 +13,9 @@ given by ``ckpt_path`` was read):
   one line naming ``--ckpt_path last`` and ``--overwrite true``.
 
 :class:`~vidiff.lit.checkpoint.RunCheckpoint` also turns Lightning's version counter off, so ``last.ckpt`` is the only
-name the last checkpoint ever has.
+name the last checkpoint ever has. While the fit runs, rank 0 holds the run folder's lock
+(:func:`vidiff.io.lock.lock_folder`, ``<default_root_dir>/vidiff.lock``): a second `vidiff fit` into the folder
+stops at once, naming the first one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from vidiff.io.lock import FolderInUseError, FolderLock, lock_folder
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,8 @@ def refusal(folder: Path, ckpt_path: str | os.PathLike | None, moved_to: Path) -
 
 
 class RunFolderGuard(Callback):
-    """Refuses a fit that would write beside an earlier run's checkpoints; ``overwrite`` moves them aside first.
+    """Locks the run folder during a fit, and refuses a fit that would write beside an earlier run's checkpoints
+    (``overwrite`` moves them aside first).
 
     Args:
         overwrite: move existing checkpoints to ``checkpoints.replaced-<time>`` and start a new run history.
@@ -77,6 +82,31 @@ class RunFolderGuard(Callback):
         self.overwrite = overwrite
         self.moved: list[Path] = []
         self._checked = False
+        self.lock: FolderLock | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or trainer.fast_dev_run:
+            return
+        problem = None
+        if trainer.is_global_zero:
+            try:
+                self.lock = lock_folder(trainer.default_root_dir, what="vidiff fit")
+            except FolderInUseError as err:
+                problem = str(err)
+        problem = trainer.strategy.broadcast(problem, src=0)
+        if problem is not None:
+            raise SystemExit(problem)
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._release()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._release()
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.strategy.restore_checkpoint_after_setup:  # else ckpt_path is known only at train start
