@@ -151,6 +151,9 @@ def _report(cli: VidiffCLI) -> None:
             lines.append(
                 f"  context use:     {format_context_use(callback.last)} (1.0 = observed frames ignored)"
             )
+    guard = getattr(cli.model, "loss_guard", None)
+    if guard is not None and getattr(cli.model, "on_nonfinite", None) == "skip":
+        lines.append(f"  skipped steps:   {guard.summary()} (on_nonfinite=skip)")
     if ckpt is not None and getattr(ckpt, "last_model_path", ""):
         lines.append(f"  last checkpoint: {ckpt.last_model_path}")
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):
