@@ -83,6 +83,8 @@ def _holds(record: dict[str, Any]) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return True
+    if not cmdline.strip():  # not readable yet (a process starting up): assume it is the holder
+        return True
     recorded = str(record.get("command", "")).split(" ")[1:]
     return all(arg in cmdline for arg in recorded)
 
