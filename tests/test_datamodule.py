@@ -1,5 +1,6 @@
 """Data modules: batches, reproducible order and masks, exact mid-epoch resume, splits, config errors."""
 
+import shutil
 from pathlib import Path
 
 import imageio
@@ -154,6 +155,20 @@ def test_video_folder_module_splits_deterministically(folder):
     assert batch["video"].shape == (2, 4, 3, 8, 8) and batch["valid"].all()
     v1, v2 = list(dm.val_dataloader()), list(other.val_dataloader())
     assert _same(v1, v2)
+
+
+def test_video_folder_module_rebuild_index(folder, tmp_path, monkeypatch):
+    folder = Path(shutil.copytree(folder, tmp_path / "videos"))  # the shared folder's index stays as it is
+    VideoFolderDataModule(str(folder), image_size=8, max_frames=4).prepare_data()  # the index is cached
+    counted = []
+    monkeypatch.setattr("vidiff.data.video_index.count_frames", lambda p, b="auto": counted.append(p) or 10)
+    VideoFolderDataModule(str(folder), image_size=8, max_frames=4).prepare_data()
+    assert counted == []
+    dm = VideoFolderDataModule(str(folder), image_size=8, max_frames=4, rebuild_index=True)
+    dm.prepare_data()
+    assert len(counted) == 6
+    dm.setup("fit")  # setup reads the rebuilt index, no second recount
+    assert len(counted) == 6 and dm.train_dataset.num_frames(0) == 10
 
 
 def test_video_folder_module_with_val_root(folder):

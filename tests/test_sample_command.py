@@ -112,6 +112,22 @@ def test_bad_input_names_the_argument(tiny_ckpt, tmp_path, extra, match, capsys)
     assert cmd.run(args) == 2 and match in capsys.readouterr().err
 
 
+def test_an_output_folder_in_use_is_refused(tiny_ckpt, tmp_path, capsys):
+    import os
+
+    from vidiff.io.lock import lock_folder
+
+    out = tmp_path / "run"
+    with lock_folder(out, command="vidiff sample --out run"):
+        args = _args("--ckpt", tiny_ckpt, "--length", K, "--steps", 1, "--num-videos", 1, "--out", out, "--no-progress")
+        assert cmd.run(args) == 2
+        err = capsys.readouterr().err
+        assert f"vidiff sample: error: --out: {out} is in use by pid {os.getpid()} (vidiff sample --out run" in err
+        assert f"lock file {out / 'vidiff.lock'}" in err
+        assert not list(out.glob("*.mp4"))
+    assert cmd.run(args) == 0 and (out / "video_000.mp4").is_file() and not (out / "vidiff.lock").exists()
+
+
 def test_checkpoint_without_model(tmp_path):
     bad = tmp_path / "empty.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {}}, bad)

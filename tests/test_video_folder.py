@@ -270,3 +270,44 @@ def test_errors_name_the_path(tmp_path, source):
 def test_bad_arguments_name_the_key(source, kwargs, key):
     with pytest.raises(ValueError, match=key):
         VideoFolder(source, cache_index=False, **kwargs)
+
+
+def test_a_file_that_could_not_be_read_is_retried_at_the_next_start(folder, monkeypatch, caplog):
+    """A read error (permissions) is transient: never cached, so the file is used once it is readable again."""
+    clip = folder / "a" / "clip.mp4"
+    if os.geteuid() == 0:  # root reads a chmod-000 file: simulate the failure instead
+        from vidiff.data import video_index
+
+        real = video_index.check_readable
+
+        def denied(path):
+            if Path(path) == clip:
+                raise PermissionError(13, "Permission denied", str(path))
+            real(path)
+
+        monkeypatch.setattr(video_index, "check_readable", denied)
+    else:
+        clip.chmod(0o000)
+    try:
+        with caplog.at_level(logging.WARNING):
+            first = VideoFolder(folder, image_size=16)
+    finally:
+        clip.chmod(0o644)
+        monkeypatch.undo()
+    assert "a/clip.mp4" not in first.paths and "PermissionError" in caplog.text
+    index = json.loads((folder / INDEX_NAME).read_text())
+    assert "a/clip.mp4" not in {e["path"] for e in index["entries"]}  # not cached
+    again = VideoFolder(folder, image_size=16)  # same size and mtime: retried all the same
+    assert again.num_frames(again.paths.index("a/clip.mp4")) == 20
+    assert "a/clip.mp4" in {e["path"] for e in json.loads((folder / INDEX_NAME).read_text())["entries"]}
+
+
+def test_rebuild_index_recounts_every_file(folder, monkeypatch):
+    VideoFolder(folder, image_size=16)
+    calls = []
+    real = decode.count_frames
+    monkeypatch.setattr("vidiff.data.video_index.count_frames", lambda p, b="auto": calls.append(p) or real(p, b))
+    VideoFolder(folder, image_size=16)
+    assert calls == []  # cached
+    VideoFolder(folder, image_size=16, rebuild_index=True)
+    assert len(calls) == 5  # every video file, the undecodable ones too

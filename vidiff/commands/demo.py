@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no training: sample from the reference model shipped with vidiff (hours of CPU training; "
         "docs/benchmarks.md)",
     )
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain although --out holds a checkpoint (the old ones are moved aside, not deleted)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,12 @@ def _train(args: argparse.Namespace, out: Path, main) -> Path:
     if not Path(args.config).is_file():
         raise SystemExit(f"vidiff demo: --config {args.config} not found; run it from the repository root")
     if not args.skip_train:
+        if list((out / "checkpoints").glob("*.ckpt")) and not args.overwrite:
+            raise SystemExit(f"vidiff demo: {out}/checkpoints already holds a trained model; sample from it with "
+                             "--skip-train, or retrain with --overwrite (moves the old checkpoints aside)")
         argv = ["fit", "--config", args.config, "--trainer.default_root_dir", str(out)]
+        if args.overwrite:
+            argv += ["--overwrite", "true"]
         if args.max_steps is not None:
             argv += ["--trainer.max_steps", str(args.max_steps)]
         main(argv)

@@ -199,6 +199,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff sample` does; returns the settings written to ``settings.json``."""
     from vidiff.io import (
         GalleryItem,
+        lock_folder,
         write_gallery,
         write_gif,
         write_json_atomic,
@@ -222,45 +223,47 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     context, null = text_conditioning(args, model)
     settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(args.device)
-    if given is not None:
-        with torch.no_grad():
-            given = model.encode(given.to(device), chunk_size=args.decode_chunk)
-    start = time.perf_counter()
-    videos = sample_long_videos(
-        model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
-        batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume, progress=not args.no_progress,
-        stop_after_wave=args.stop_after_wave, max_frames=max_frames, decode_chunk=args.decode_chunk,
-    ).clamp(-1, 1)
-    seconds = time.perf_counter() - start
-    run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
-    run_settings.update(scheme=scheme, max_frames=max_frames, stages=len(stages), given_frames=n_given,
-                        seconds=round(seconds, 2), image_shape=list(model.image_shape))
-    items = []
-    for i, video in enumerate(videos):
-        stem = f"video_{i:03d}"
-        write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality)
-        if args.gif:
-            write_gif(out / f"{stem}.gif", video, fps=args.fps)
-        if args.png_strip:
-            write_png_strip(out / f"{stem}.png", video, max_frames=32)
-        items.append(GalleryItem(f"{stem}.mp4", title=f"video {i}", gif=f"{stem}.gif" if args.gif else None,
-                                 strip=f"{stem}.png" if args.png_strip else None,
-                                 settings={"seed": args.seed, "video": i, "prompt": args.prompt or ""}))
-    write_json_atomic(out / "settings.json", run_settings)
-    write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames")
-    for name in ("state.safetensors", "state.json"):
-        (out / "state" / name).unlink(missing_ok=True)
-    if (out / "state").is_dir() and not any((out / "state").iterdir()):
-        (out / "state").rmdir()
-    return run_settings
+    with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
+        device = torch.device(args.device)
+        if given is not None:
+            with torch.no_grad():
+                given = model.encode(given.to(device), chunk_size=args.decode_chunk)
+        start = time.perf_counter()
+        videos = sample_long_videos(
+            model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
+            batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume, progress=not args.no_progress,
+            stop_after_wave=args.stop_after_wave, max_frames=max_frames, decode_chunk=args.decode_chunk,
+        ).clamp(-1, 1)
+        seconds = time.perf_counter() - start
+        run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
+        run_settings.update(scheme=scheme, max_frames=max_frames, stages=len(stages), given_frames=n_given,
+                            seconds=round(seconds, 2), image_shape=list(model.image_shape))
+        items = []
+        for i, video in enumerate(videos):
+            stem = f"video_{i:03d}"
+            write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality)
+            if args.gif:
+                write_gif(out / f"{stem}.gif", video, fps=args.fps)
+            if args.png_strip:
+                write_png_strip(out / f"{stem}.png", video, max_frames=32)
+            items.append(GalleryItem(f"{stem}.mp4", title=f"video {i}", gif=f"{stem}.gif" if args.gif else None,
+                                     strip=f"{stem}.png" if args.png_strip else None,
+                                     settings={"seed": args.seed, "video": i, "prompt": args.prompt or ""}))
+        write_json_atomic(out / "settings.json", run_settings)
+        write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames")
+        for name in ("state.safetensors", "state.json"):
+            (out / "state" / name).unlink(missing_ok=True)
+        if (out / "state").is_dir() and not any((out / "state").iterdir()):
+            (out / "state").rmdir()
+        return run_settings
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidiff.io.lock import FolderInUseError
+
     try:
         settings = sample_to_folder(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FolderInUseError) as err:
         print(f"vidiff sample: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.num_videos} videos of {args.length} frames to {args.out} "

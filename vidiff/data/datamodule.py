@@ -217,6 +217,8 @@ class VideoFolderDataModule(_VideoDataModule):
         short_videos: "mask" (missing frames get ``valid=False``) or "skip".
         extensions: file extensions to include (None: mp4, avi, mov, webm, gif, mkv).
         cache_dir: where the frame-count index is kept (None: next to the videos).
+        rebuild_index: recount every file's frames in ``prepare_data`` (at every start while true), ignoring the
+            cached index: after files changed without a new size or mtime, or to retry files cached as undecodable.
         batch_size, val_batch_size, num_workers, seed: loader settings.
     """
 
@@ -235,6 +237,7 @@ class VideoFolderDataModule(_VideoDataModule):
         short_videos: str = "mask",
         extensions: list[str] | None = None,
         cache_dir: str | None = None,
+        rebuild_index: bool = False,
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 0,
@@ -260,6 +263,7 @@ class VideoFolderDataModule(_VideoDataModule):
         self.save_hyperparameters()
         self.sampler = FrameMaskSampler(max_frames, tasks, max_observed, spacing=spacing)
         self.root, self.val_root, self.val_fraction = root, val_root, float(val_fraction)
+        self.rebuild_index = bool(rebuild_index)
         self.folder_args = {
             "image_size": image_size,
             "frame_stride": frame_stride,
@@ -277,7 +281,8 @@ class VideoFolderDataModule(_VideoDataModule):
         for folder in (self.root, self.val_root):
             if folder is not None:
                 path = Path(folder).expanduser()
-                build_index(path, exts, index_path(path, self.folder_args["cache_dir"]))
+                cache = index_path(path, self.folder_args["cache_dir"])
+                build_index(path, exts, cache, rebuild=self.rebuild_index)
 
     def setup(self, stage: str | None = None) -> None:
         """Index the folder(s) and split train / validation deterministically."""

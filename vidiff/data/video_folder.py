@@ -87,6 +87,7 @@ class VideoFolder(Dataset):
         cache_dir: folder for the index file (None: ``<root>/.vidiff_index.json``, or ``~/.cache/vidiff``
             when the root is read-only).
         backend: ``"auto"``, ``"decord"``, ``"pyav"`` or ``"pillow"`` (see :mod:`vidiff.data.decode`).
+        rebuild_index: ignore the cached index and recount every file's frames (the index is rewritten).
         seed: seed of the per-sample draws (clip start and mask).
 
     Raises:
@@ -109,6 +110,7 @@ class VideoFolder(Dataset):
         cache_dir: str | Path | None = None,
         backend: str = "auto",
         seed: int = 0,
+        rebuild_index: bool = False,
     ) -> None:
         self.sampler = sampler if sampler is not None else FrameMaskSampler(8)
         k = self.sampler.max_frames
@@ -142,7 +144,7 @@ class VideoFolder(Dataset):
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.min_frames = max(min_frames, self.sampler.min_length())
         cache = index_path(root, cache_dir) if cache_index else None
-        entries = build_index(root, self.extensions, cache, backend)
+        entries = build_index(root, self.extensions, cache, backend, rebuild=rebuild_index)
         if not entries:
             raise FileNotFoundError(
                 f"root: no video files with extensions {list(self.extensions)} under {str(root)!r}"

@@ -1,9 +1,13 @@
 """An on-disk index of decoded frame counts for a folder of videos.
 
 Each entry is keyed by the file's path relative to the root, its size and its modification time (ns); an
-entry whose file changed is recounted, entries of deleted files are dropped. Files that fail to decode are
-recorded with their error, so a corrupt file is not re-decoded on every start (it is retried once it
-changes). The index is JSON, written atomically (temp file in the same folder, then ``os.replace``).
+entry whose file changed is recounted, entries of deleted files are dropped. Files that fail to decode (not a
+video, corrupt, empty) are recorded with their error, so a corrupt file is not re-decoded on every start (it is
+retried once it changes). Files that cannot be read at all (``PermissionError`` and other ``OSError``: a
+transient state, e.g. until a ``chmod`` or a remount) are skipped for this start only and never cached, so they
+are retried at every start. ``rebuild=True`` (``VideoFolderDataModule(rebuild_index=True)``), or deleting the
+index file, recounts everything. The index is JSON, written atomically (temp file in the same folder, then
+``os.replace``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from .decode import DecodeError, count_frames
 log = logging.getLogger(__name__)
 
 INDEX_NAME = ".vidiff_index.json"
-INDEX_VERSION = 1  # bump when the way frames are counted changes
+INDEX_VERSION = 2  # bump when the way frames are counted changes
+#: Older index versions whose successful counts are still valid; their failures are retried once (version 1
+#: cached transient read errors too).
+COMPATIBLE_VERSIONS = (1,)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class IndexEntry:
         mtime_ns: modification time in nanoseconds.
         frames: decoded frame count (0 when the file did not decode).
         error: why the file did not decode, or None.
+        transient: the file could not be read (an ``OSError``, not a decode failure): not cached, retried
+            at the next start.
     """
 
     path: str
@@ -41,6 +50,13 @@ class IndexEntry:
     mtime_ns: int
     frames: int
     error: str | None = None
+    transient: bool = False
+
+
+def check_readable(path: Path) -> None:
+    """Open ``path`` and read a byte; raises the ``OSError`` (e.g. ``PermissionError``) when it cannot."""
+    with open(path, "rb") as f:
+        f.read(1)
 
 
 def scan(root: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -74,9 +90,13 @@ def index_path(root: Path, cache_dir: str | Path | None = None) -> Path:
 def _load(path: Path) -> dict[str, IndexEntry]:
     try:
         data = json.loads(path.read_text())
-        if data.get("version") != INDEX_VERSION:
+        version = data.get("version")
+        if version != INDEX_VERSION and version not in COMPATIBLE_VERSIONS:
             return {}
-        return {e["path"]: IndexEntry(**e) for e in data["entries"]}
+        entries = [IndexEntry(**e) for e in data["entries"]]
+        if version != INDEX_VERSION:
+            entries = [e for e in entries if e.error is None]
+        return {e.path: e for e in entries if not e.transient}
     except FileNotFoundError:
         return {}
     except Exception as err:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
@@ -85,7 +105,8 @@ def _load(path: Path) -> dict[str, IndexEntry]:
 
 
 def _save(path: Path, root: Path, entries: list[IndexEntry]) -> None:
-    data = {"version": INDEX_VERSION, "root": str(root.resolve()), "entries": [asdict(e) for e in entries]}
+    kept = [asdict(e) for e in entries if not e.transient]
+    data = {"version": INDEX_VERSION, "root": str(root.resolve()), "entries": kept}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -101,6 +122,7 @@ def build_index(
     extensions: tuple[str, ...],
     cache_path: Path | None = None,
     backend: str = "auto",
+    rebuild: bool = False,
 ) -> list[IndexEntry]:
     """Index every video under ``root``, reusing cached counts of unchanged files.
 
@@ -109,12 +131,16 @@ def build_index(
         extensions: file extensions to include (without dots).
         cache_path: JSON cache to read and update; None: no cache.
         backend: decoder backend (see :mod:`vidiff.data.decode`).
+        rebuild: ignore the cache and recount every file (the cache is then rewritten).
 
     Returns:
-        One entry per video file, sorted by relative path (including files that failed to decode).
+        One entry per video file, sorted by relative path (including files that failed to decode or to open;
+        the latter have ``transient=True`` and are not cached).
     """
-    cached = _load(cache_path) if cache_path is not None else {}
-    entries, recounted = [], 0
+    cached = _load(cache_path) if cache_path is not None and not rebuild else {}
+    if rebuild:
+        log.info("video index of %s: rebuilding (rebuild_index=True)", root)
+    entries, recounted, retried = [], 0, 0
     for file in scan(root, extensions):
         rel = file.relative_to(root).as_posix()
         stat = file.stat()
@@ -123,12 +149,19 @@ def build_index(
             entries.append(old)
             continue
         recounted += 1
+        transient = False
         try:
+            check_readable(file)
             frames, error = count_frames(file, backend), None
-        except (DecodeError, OSError) as err:
+        except DecodeError as err:
             frames, error = 0, str(err)
-        entries.append(IndexEntry(rel, stat.st_size, stat.st_mtime_ns, frames, error))
-    changed = recounted > 0 or set(cached) != {e.path for e in entries}
+        except OSError as err:  # cannot be read now (permissions, I/O): retried at the next start
+            frames, transient = 0, True
+            error = f"cannot read it ({type(err).__name__}: {err}); retried at the next start"
+        retried += transient
+        entries.append(IndexEntry(rel, stat.st_size, stat.st_mtime_ns, frames, error, transient))
+    kept = {e.path for e in entries if not e.transient}
+    changed = rebuild or recounted > retried or set(cached) != kept
     if cache_path is not None and changed:
         _save(cache_path, root, entries)
     log.info("video index of %s: %d files, %d (re)counted", root, len(entries), recounted)

@@ -3,13 +3,17 @@
 from vidiff.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from vidiff.io.frames import pad_to_even, to_float, to_uint8
 from vidiff.io.gallery import GalleryItem, render_gallery, write_gallery
+from vidiff.io.lock import FolderInUseError, FolderLock, lock_folder
 from vidiff.io.images import make_grid, save_image, save_image_grid, write_gif, write_png_strip
 from vidiff.io.video import count_frames, read_video, write_video
 
 __all__ = [
+    "FolderInUseError",
+    "FolderLock",
     "GalleryItem",
     "atomic_path",
     "count_frames",
+    "lock_folder",
     "make_grid",
     "pad_to_even",
     "read_video",

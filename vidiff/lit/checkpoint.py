@@ -7,7 +7,9 @@
   by ``val/loss``) writing to ``<default_root_dir>/checkpoints`` rather than into a per-run logger version, so
   ``--ckpt_path last`` finds the previous run's checkpoint when a run is resumed into the same folder.
   ``last.ckpt`` is rewritten at every validation and at the end of fit, whether or not the monitored metric
-  improved (Lightning >= 2.5 only rewrites it together with a top-k checkpoint).
+  improved (Lightning >= 2.5 only rewrites it together with a top-k checkpoint). It is never renamed
+  ``last-v1.ckpt``: the version counter is off, and :mod:`vidiff.lit.run_folder` refuses a fresh fit into a folder
+  that holds an earlier run's checkpoints.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ class RunCheckpoint(ModelCheckpoint):
         save_top_k: how many best checkpoints to keep.
         every_n_train_steps: also save every this many steps (default: at every validation).
         auto_insert_metric_name: Lightning's ``name=value`` file names (off: ``best-000250.ckpt``).
+        enable_version_counter: Lightning's ``-v1`` suffix for names that exist already; off, so the last
+            checkpoint is always ``last.ckpt`` (:class:`~vidiff.lit.run_folder.RunFolderGuard` keeps a fresh run
+            from writing beside an earlier run's files).
         **kwargs: any other ``ModelCheckpoint`` argument.
     """
 
@@ -84,6 +89,7 @@ class RunCheckpoint(ModelCheckpoint):
         save_top_k: int = 1,
         every_n_train_steps: int | None = None,
         auto_insert_metric_name: bool = False,
+        enable_version_counter: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -95,6 +101,7 @@ class RunCheckpoint(ModelCheckpoint):
             save_top_k=save_top_k,
             every_n_train_steps=every_n_train_steps,
             auto_insert_metric_name=auto_insert_metric_name,
+            enable_version_counter=enable_version_counter,
             **kwargs,
         )
         self._last_written_step: int | None = None

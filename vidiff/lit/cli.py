@@ -13,7 +13,9 @@ config sections:
   every validation and in the end-of-fit summary).
 
 TensorBoard logs (and the resolved ``config.yaml``) go to ``<default_root_dir>/lightning_logs/version_N``; a
-second run into the same folder gets the next version.
+second run into the same folder gets the next version. A fresh fit into a folder that holds checkpoints is refused
+(:class:`~vidiff.lit.run_folder.RunFolderGuard`): ``--ckpt_path last`` continues the run, ``--overwrite true``
+moves the old checkpoints aside.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 
 from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from vidiff.lit.run_folder import RunFolderGuard
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,13 @@ class VidiffCLI(LightningCLI):
         parser.add_lightning_class_args(SampleVideos, "samples")
         parser.add_lightning_class_args(ResumeState, "resume")
         parser.add_lightning_class_args(ContextUse, "context_use")
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="fit: move the checkpoints of an earlier run in the folder to checkpoints.replaced-<time> and "
+            "start afresh (without it such a fit is refused; --ckpt_path last continues the earlier run)",
+        )
 
     def after_instantiate_classes(self) -> None:
         model, data = self.model, self.datamodule
@@ -87,6 +97,8 @@ class VidiffCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
         trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
+        overwrite = bool(self._get(self.config_init, "overwrite", default=False))
+        trainer.callbacks.insert(0, RunFolderGuard(overwrite=overwrite))
         trainer.callbacks.append(LossSummary())
         return trainer
 
@@ -139,6 +151,9 @@ def _report(cli: VidiffCLI) -> None:
             lines.append(
                 f"  context use:     {format_context_use(callback.last)} (1.0 = observed frames ignored)"
             )
+    guard = getattr(cli.model, "loss_guard", None)
+    if guard is not None and getattr(cli.model, "on_nonfinite", None) == "skip":
+        lines.append(f"  skipped steps:   {guard.summary()} (on_nonfinite=skip)")
     if ckpt is not None and getattr(ckpt, "last_model_path", ""):
         lines.append(f"  last checkpoint: {ckpt.last_model_path}")
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vidiff.lit.parts import import_class
+from vidiff.lit.parts import check_checkpoint_classes, import_class
 from vidiff.lit.video_diffusion import VideoDiffusion
 from vidiff.lit.weights import read_checkpoint
 
@@ -29,7 +29,9 @@ def load_model(
     """Rebuild a :class:`VideoDiffusion` from a checkpoint's hyperparameters and load its weights.
 
     The file is a Lightning checkpoint, read with ``torch.load(weights_only=True)``, or a weights file written by
-    ``vidiff export`` (``.safetensors``, :mod:`vidiff.lit.weights`); no code from the file runs. The model comes back in
+    ``vidiff export`` (``.safetensors``, :mod:`vidiff.lit.weights`); no code from the file runs, and the classes
+    its hyperparameters name must come from ``vidiff``, ``torch`` or ``$VIDIFF_ALLOWED_MODULES`` (checked before
+    anything is imported; :func:`vidiff.lit.parts.check_checkpoint_classes`). The model comes back in
     eval mode, without gradients, with the EMA weights copied into ``.net`` (and a trained text encoder), so
     ``model.net``, ``model.schedule``, ``model.prediction``, ``model.autoencoder``, ``model.text_encoder``,
     ``model.image_size``, ``model.channels`` and ``model.max_frames`` are ready for sampling.
@@ -44,7 +46,8 @@ def load_model(
 
     Raises:
         FileNotFoundError: no file at ``ckpt_path``.
-        ValueError: the checkpoint is not a vidiff ``VideoDiffusion`` checkpoint (no hyperparameters / weights).
+        ValueError: the checkpoint is not a vidiff ``VideoDiffusion`` checkpoint (no hyperparameters / weights), or
+            it names a class outside the allowed modules (:func:`vidiff.lit.parts.check_checkpoint_classes`).
         RuntimeError: ``use_ema`` but the checkpoint holds no EMA state.
     """
     path = Path(ckpt_path)
@@ -55,14 +58,15 @@ def load_model(
         raise ValueError(f"ckpt_path: {path} is not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
+    for key in TRAINING_ONLY:
+        hparams.pop(key, None)
+    check_checkpoint_classes(hparams, f"checkpoint {path}")  # before anything is imported
     cls: type = VideoDiffusion
     class_path = hparams.pop("_class_path", None)
     if class_path is not None:
         cls = import_class(class_path, "checkpoint model")
         if not (isinstance(cls, type) and issubclass(cls, VideoDiffusion)):
             raise ValueError(f"ckpt_path: {path} holds a {class_path}, not a vidiff VideoDiffusion")
-    for key in TRAINING_ONLY:
-        hparams.pop(key, None)
     hparams.update(overrides)
     if "net" not in hparams:
         raise ValueError(

@@ -1,14 +1,72 @@
-"""Small helpers of the Lightning modules: building parts from ``{class_path, init_args}`` specs, plain hparams."""
+"""Small helpers of the Lightning modules: building parts from ``{class_path, init_args}`` specs, plain hparams.
+
+A checkpoint chooses what to import only within an allow-list: :func:`check_checkpoint_classes` refuses, before
+anything is imported, every ``class_path`` in a checkpoint's hyperparameters outside the modules ``vidiff`` and
+``torch``, plus those named in the environment variable ``VIDIFF_ALLOWED_MODULES`` (comma-separated module
+names, e.g. ``mylab.nets,other``) or passed to :func:`allow_modules`. YAML configs are the user's own and are not
+restricted.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import importlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from torch import nn
+
+#: Modules (and their submodules) whose classes a checkpoint may name.
+ALLOWED_MODULES: list[str] = ["vidiff", "torch"]
+ALLOWED_MODULES_ENV = "VIDIFF_ALLOWED_MODULES"
+
+
+def allow_modules(*names: str) -> None:
+    """Let checkpoints name classes of these modules (and their submodules), e.g. ``allow_modules("mylab")``."""
+    for name in names:
+        name = name.strip().rstrip(".")
+        if name and name not in ALLOWED_MODULES:
+            ALLOWED_MODULES.append(name)
+
+
+def allowed_modules() -> list[str]:
+    """:data:`ALLOWED_MODULES` plus the names in ``$VIDIFF_ALLOWED_MODULES``."""
+    extra = os.environ.get(ALLOWED_MODULES_ENV, "").replace(",", " ").split()
+    return [*ALLOWED_MODULES, *(n.rstrip(".") for n in extra if n.rstrip(".") not in ALLOWED_MODULES)]
+
+
+def check_allowed(class_path: Any, argument: str, source: str = "the checkpoint") -> None:
+    """Refuse (without importing anything) a ``class_path`` outside :func:`allowed_modules`."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        raise ValueError(f"{argument}.class_path: expected a dotted 'module.Class' path, got {class_path!r}")
+    module = class_path.rsplit(".", 1)[0]
+    allowed = allowed_modules()
+    if not any(module == name or module.startswith(name + ".") for name in allowed):
+        top = module.split(".")[0]
+        raise ValueError(
+            f"{argument}.class_path: {source} names {class_path!r}, outside the modules checkpoints may import "
+            f"({', '.join(allowed)}); if you trust it, allow it with {ALLOWED_MODULES_ENV}={top} (comma-separated) "
+            f"or vidiff.lit.parts.allow_modules({top!r})"
+        )
+
+
+def check_checkpoint_classes(hparams: Mapping[str, Any], source: str) -> None:
+    """Check every ``class_path`` (and ``_class_path``) in a checkpoint's hyperparameters with :func:`check_allowed`."""
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, Mapping):
+            for key in ("class_path", "_class_path"):
+                if key in value:
+                    check_allowed(value[key], where or "checkpoint model", source)
+            for key, item in value.items():
+                walk(item, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+
+    walk(hparams, "")
 
 
 def import_class(class_path: str, argument: str) -> type:

@@ -25,6 +25,7 @@ from torch import nn
 from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, diffusion_loss, sample
 from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
+from vidiff.lit.loss_guard import LossGuard
 from vidiff.lit.parts import build_callable, build_module, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
@@ -72,7 +73,11 @@ class VideoDiffusion(pl.LightningModule):
         lr_scheduler: learning-rate scheduler factory (stepped every optimizer step), or None.
         ema_decay: EMA decay in [0, 1), or None for no EMA (sampling and validation then use the raw weights).
         ema_warmup: ramp the EMA decay up as ``(1 + n) / (10 + n)`` over the first updates.
-        on_nonfinite: on a NaN/inf training loss, ``error`` (stop the run) or ``skip`` (skip the step).
+        on_nonfinite: on a NaN/inf training loss (or a loss spike, see ``loss_spike_factor``), ``error`` (stop
+            the run) or ``skip`` (skip the step: no weight or EMA update, no ``train/loss`` logged).
+        max_consecutive_skips: with ``skip``, this many skipped steps in a row stop the run with an error.
+        loss_spike_factor: a finite training loss above this times the median of the last 100 losses counts
+            as non-finite (once 20 losses are recorded); None: off (:mod:`vidiff.lit.loss_guard`).
         val_seed: seed of the fixed validation noise.
     """
 
@@ -99,6 +104,8 @@ class VideoDiffusion(pl.LightningModule):
         ema_warmup: bool = True,
         on_nonfinite: str = "error",
         val_seed: int = 1234,
+        max_consecutive_skips: int = 20,
+        loss_spike_factor: float | None = None,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():  # modules passed as objects are recorded by their config just below
@@ -130,6 +137,7 @@ class VideoDiffusion(pl.LightningModule):
         )
         self.prediction, self.min_snr_gamma, self.cond_drop_prob = prediction, min_snr_gamma, cond_drop_prob
         self.on_nonfinite, self.val_seed = on_nonfinite, val_seed
+        self.loss_guard = LossGuard(max_consecutive_skips, loss_spike_factor)
         self.optimizer_factory = build_callable(optimizer, "optimizer")
         self.lr_scheduler_factory = build_callable(lr_scheduler, "lr_scheduler")
         self.net = build_module(net, "net")
@@ -256,22 +264,38 @@ class VideoDiffusion(pl.LightningModule):
     # ------------------------------------------------------------------------------------------- lightning
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob)
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach())), all=True)
-        if not finite:
-            msg = f"non-finite training loss ({loss.item()}) at global step {self.global_step}, batch {batch_idx}"
-            if self.on_nonfinite == "error":
-                raise FloatingPointError(
-                    f"{msg}: stopping. Weights, EMA and the last checkpoint are those of the last good step "
-                    "(set model.init_args.on_nonfinite=skip to skip such steps instead)"
-                )
-            log.warning("%s: skipping the step (on_nonfinite=skip)", msg)
-            self._skipped_step = True
-            self.log("train/skipped_steps", 1.0, reduce_fx="sum", on_step=False, on_epoch=True)
-            return None
-        self.log(
-            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["video"])
-        )
-        return loss
+        value = float(loss.detach())  # one sync per step, as any finiteness check needs
+        problem = self.loss_guard.problem(value)
+        if self.trainer.strategy.reduce_boolean_decision(problem is None, all=True):
+            self.loss_guard.accept(value)
+            self.log(
+                "train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["video"])
+            )
+            return loss
+        reason = problem or "a non-finite or spiking training loss on another rank"
+        where = f"at global step {self.global_step}, batch {batch_idx}"
+        if self.on_nonfinite == "error":
+            raise FloatingPointError(
+                f"{reason} {where}: stopping. Weights, EMA and the last checkpoint are those of the last good step "
+                "(set model.init_args.on_nonfinite=skip to skip such steps instead)"
+            )
+        log.warning("%s %s: skipping the step (on_nonfinite=skip)", reason, where)
+        self._skipped_step = True
+        self._hide_step_metric("train/loss")
+        self.log("train/skipped_steps", 1.0, reduce_fx="sum", on_step=False, on_epoch=True)
+        self.loss_guard.skip(reason, where)
+        return None
+
+    def _hide_step_metric(self, name: str) -> None:
+        """Keep Lightning from logging the previous step's value of ``name`` again for this (skipped) step."""
+        results = getattr(self.trainer, "_results", None)
+        for metric in [] if results is None else results.values():
+            if getattr(getattr(metric, "meta", None), "name", None) == name:
+                metric.has_reset = True  # excluded until the next ``self.log(name, ...)``
+
+    def on_train_end(self) -> None:
+        if self.on_nonfinite == "skip" and self.trainer.is_global_zero:
+            (log.warning if self.loss_guard.skipped else log.info)("on_nonfinite=skip: %s", self.loss_guard.summary())
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         self._skipped_step = False

@@ -1,0 +1,76 @@
+"""A second `vidiff fit` into a run folder: refused, continued with --ckpt_path last, or --overwrite true; never last-v1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from test_lit_helpers import TINY_CONFIG, tiny_cli_args
+
+from vidiff.io.lock import lock_folder
+from vidiff.lit.cli import run_lightning_cli
+
+
+def _step(path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def _fit(root, *extra: str, max_steps: int = 2):
+    return run_lightning_cli(["fit", *tiny_cli_args(root, max_steps=max_steps, val_every=2), *extra])
+
+
+def test_second_fit_refused_continued_or_overwritten_and_last_is_always_last_ckpt(tmp_path, capsys):
+    ckpts = tmp_path / "checkpoints"
+    last = ckpts / "last.ckpt"
+    _fit(tmp_path)
+    assert _step(last) == 2
+    assert not (tmp_path / "vidiff.lock").exists()  # the run folder's lock is released at the end
+    stamp = last.stat().st_mtime_ns
+
+    with pytest.raises(SystemExit) as refused:  # a fresh fit: one line naming both ways on
+        _fit(tmp_path)
+    message = str(refused.value.code)
+    assert "\n" not in message and "--ckpt_path last" in message and "--overwrite true" in message
+    assert str(ckpts) in message and "last.ckpt" in message
+    assert last.stat().st_mtime_ns == stamp and not list(ckpts.glob("last-v*"))
+
+    best = next(ckpts.glob("best-*.ckpt"))
+    with pytest.raises(SystemExit, match="would replace its last.ckpt"):  # from another checkpoint: also refused
+        _fit(tmp_path, "--ckpt_path", str(best))
+    assert last.stat().st_mtime_ns == stamp
+
+    capsys.readouterr()
+    cli = _fit(tmp_path, "--ckpt_path", "last", max_steps=4)  # continues, rewriting last.ckpt
+    assert cli.trainer.global_step == 4 and _step(last) == 4
+    assert not list(ckpts.glob("*-v*.ckpt"))
+    assert f"last checkpoint: {last}\n" in capsys.readouterr().out
+
+    cli = _fit(tmp_path, "--overwrite", "true")  # starts afresh; the old checkpoints are kept aside
+    (moved,) = tmp_path.glob("checkpoints.replaced-*")
+    assert _step(moved / "last.ckpt") == 4
+    assert _step(last) == 2 and not list(ckpts.glob("*-v*.ckpt"))
+    assert cli.trainer.checkpoint_callback.last_model_path == str(last)
+    assert all(ckpts in Path(p).parents for p in cli.trainer.checkpoint_callback.best_k_models)
+    assert f"last checkpoint: {last}\n" in capsys.readouterr().out
+
+
+def test_demo_refuses_to_retrain_over_a_trained_model(tmp_path):
+    from vidiff.cli import main
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit, match="--skip-train, or retrain with --overwrite"):
+        main(["demo", "--out", str(tmp_path), "--config", str(TINY_CONFIG)])
+
+
+def test_a_fit_into_a_folder_another_fit_uses_stops_naming_it(tmp_path):
+    with lock_folder(tmp_path, command="vidiff fit --config other.yaml"):
+        with pytest.raises(SystemExit) as refused:
+            _fit(tmp_path)
+        message = str(refused.value.code)
+        assert message.startswith(f"vidiff fit: {tmp_path} is in use by pid {os.getpid()} (vidiff fit --config other")
+        assert f"lock file {tmp_path / 'vidiff.lock'}" in message and "\n" not in message
+        assert not (tmp_path / "checkpoints").exists()
+    _fit(tmp_path, max_steps=1)  # free again
