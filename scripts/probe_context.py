@@ -17,6 +17,7 @@ import torch
 from vidiff.commands.sample import load_sampling_model
 from vidiff.evaluate import checkpoint_world_settings, eval_world, ground_truth
 from vidiff.evaluate.runner import context_use_scores
+from vidiff.lit.weights import read_checkpoint
 from vidiff.metrics.context import context_use, format_context_use, prediction_mask
 
 
@@ -31,15 +32,22 @@ def main() -> None:
     parser.add_argument("ckpts", nargs="+", help="checkpoints written by vidiff fit")
     parser.add_argument("--num-videos", type=int, default=16, help="held-out videos (default 16)")
     parser.add_argument("--strides", type=int, nargs="+", default=[1, 4], help="frame strides (default 1 4)")
+    parser.add_argument("--raw", action="store_true", help="score the raw trained weights instead of the EMA ones")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     for path in args.ckpts:
-        model = load_sampling_model(path)
+        if args.raw:
+            from vidiff.lit import load_model
+            from vidiff.sample import VideoModel
+
+            model = VideoModel.from_module(load_model(path, use_ema=False))
+        else:
+            model = load_sampling_model(path)
         k = model.max_frames or 8
         world = checkpoint_world_settings(path, model.image_shape[1])
         length = max(args.strides) * (k - 1) + 1
         truth = ground_truth(eval_world(world, args.num_videos, length), length)
-        step = torch.load(path, map_location="cpu", weights_only=True).get("global_step")
+        step = read_checkpoint(path).get("global_step")
         for stride in args.strides:
             scores = context_use_scores(model, truth.videos, k, stride=stride)
             cells = "  ".join(f"{name.split()[-1]}: {value:.2f}" for name, value in scores.items())

@@ -46,7 +46,7 @@ def diffusion_loss(
         pred: Model output ``(b, ...)``, e.g. ``(b, t, c, h, w)``.
         x0: Clean data, same shape.
         noise: The eps used to make ``x_t = schedule.q_sample(x0, t, noise)``, same shape.
-        t: LongTensor ``(b,)`` timesteps.
+        t: LongTensor ``(b,)`` timesteps, or ``(b, t)`` per video frame (Diffusion Forcing).
         schedule: The noise schedule.
         prediction: ``"eps"``, ``"x0"`` or ``"v"``.
         weight: Non-negative weights or a bool mask with pred's rank, broadcastable to its shape, e.g.
@@ -59,9 +59,10 @@ def diffusion_loss(
     check_choice("prediction", prediction, PREDICTIONS)
     check_same_shape("x0", x0, pred.shape, "pred")
     check_same_shape("noise", noise, pred.shape, "pred")
-    if t.shape != (pred.shape[0],):
+    if t.ndim not in (1, 2) or tuple(t.shape) != tuple(pred.shape[: t.ndim]):
         raise ValueError(
-            f"t must have shape ({pred.shape[0]},) (one timestep per sample); got {tuple(t.shape)}"
+            f"t must have shape ({pred.shape[0]},) (one timestep per sample) or {tuple(pred.shape[:2])} (one per"
+            f" frame); got {tuple(t.shape)}"
         )
     target = schedule.get_target(x0.float(), noise.float(), t, prediction)
     err = (pred.float() - target) ** 2

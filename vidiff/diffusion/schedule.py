@@ -240,8 +240,9 @@ class NoiseSchedule:
 
         Args:
             name: One of the table names (e.g. ``"sqrt_alphas_cumprod"``).
-            t: An ``int`` (returns a float64-exact Python float) or a LongTensor ``()`` or ``(b,)`` with
-                ``b == x.shape[0]`` (returns a tensor on x's device/dtype, broadcastable to x).
+            t: An ``int`` (returns a float64-exact Python float) or a LongTensor ``()``, ``(b,)`` with
+                ``b == x.shape[0]``, or any leading shape of ``x`` such as ``(b, t)`` for per-frame timesteps of a
+                video (returns a tensor on x's device/dtype, broadcastable to x).
             x: The tensor the coefficient will multiply.
         """
         check_choice("name", name, _TABLES)
@@ -250,9 +251,10 @@ class NoiseSchedule:
             if not 0 <= i < self.num_timesteps:
                 raise ValueError(f"t must lie in [0, {self.num_timesteps - 1}]; got {i}")
             return float(self._f64[name][i])
-        if t.ndim > 1 or (t.ndim == 1 and x.ndim >= 1 and t.shape[0] != x.shape[0]):
+        if t.ndim >= 1 and x.ndim >= 1 and tuple(t.shape) != tuple(x.shape[: t.ndim]):
             raise ValueError(
-                f"t must be an int or a tensor of shape () or ({x.shape[0]},); got shape {tuple(t.shape)}"
+                f"t must be an int or a tensor of shape () or ({x.shape[0]},), or a leading shape of x "
+                f"{tuple(x.shape)} such as {tuple(x.shape[:2])}; got shape {tuple(t.shape)}"
             )
         out = getattr(self, name).to(x.device)[t.to(x.device).long()].to(x.dtype)
         return append_dims(out, x.ndim) if out.ndim else out
@@ -269,7 +271,7 @@ class NoiseSchedule:
 
         Args:
             x0: Clean data ``(b, ...)``, any rank.
-            t: int or LongTensor ``(b,)``.
+            t: int or LongTensor ``(b,)`` (or ``(b, t)``: one timestep per video frame).
             noise: eps, same shape as ``x0``; ``None`` draws it with ``torch.randn_like``.
         """
         if noise is None:

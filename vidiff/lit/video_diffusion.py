@@ -65,6 +65,8 @@ class VideoDiffusion(pl.LightningModule):
         timestep_sampling: training timestep distribution, ``uniform`` or ``logit_normal``
             (:mod:`vidiff.diffusion.timesteps`).
         timestep_mean, timestep_std: location and scale of ``logit_normal`` (mean > 0: more high-noise steps).
+        frame_noise: share of training samples whose frames each draw their own timestep (Diffusion Forcing,
+            Chen et al. 2024) instead of one shared by the sample's latent frames; 0 (default): all shared.
         text_encoder: caption encoder (``encode(list[str]) -> (b, L, d)``, ``null_embedding(b)``) or None.
         cond_drop_prob: probability of replacing a caption by the null embedding in training (for CFG).
         autoencoder_ckpt: file of a frozen autoencoder (``vidiff.nn.autoencoder.save_autoencoder``); the model
@@ -95,6 +97,7 @@ class VideoDiffusion(pl.LightningModule):
         timestep_sampling: str = "uniform",
         timestep_mean: float = 0.0,
         timestep_std: float = 1.0,
+        frame_noise: float = 0.0,
         text_encoder: TextEncoder | None = None,
         cond_drop_prob: float = 0.1,
         autoencoder_ckpt: str | None = None,
@@ -132,6 +135,9 @@ class VideoDiffusion(pl.LightningModule):
         if not timestep_std > 0:
             raise ValueError(f"timestep_std: expected a positive number, got {timestep_std}")
         self.timestep_sampling = (timestep_sampling, float(timestep_mean), float(timestep_std))
+        if not 0.0 <= frame_noise <= 1.0:
+            raise ValueError(f"frame_noise: expected a share in [0, 1], got {frame_noise}")
+        self.frame_noise = float(frame_noise)
         self.schedule = NoiseSchedule(
             schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
         )
@@ -254,6 +260,11 @@ class VideoDiffusion(pl.LightningModule):
         b = x0.shape[0]
         kind, mean, std = self.timestep_sampling
         t = draw_timesteps(kind, b, self.schedule.num_timesteps, x0.device, generator, mean, std)
+        if self.frame_noise > 0:  # some samples: one timestep per frame (drawn only then: shared runs unchanged)
+            k = x0.shape[1]
+            own = draw_timesteps(kind, b * k, self.schedule.num_timesteps, x0.device, generator, mean, std)
+            pick = torch.rand(b, device=x0.device, generator=generator) < self.frame_noise
+            t = torch.where(pick[:, None], own.view(b, k), t[:, None].expand(b, k))
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         x_in = torch.where(_frames(observed), x0, self.schedule.q_sample(x0, t, noise))
         ctx = self.context(batch.get("caption"), b, drop_prob, text, generator)

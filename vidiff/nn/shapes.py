@@ -34,7 +34,7 @@ def check_inputs(
     """Validate and complete the U-Net's inputs.
 
     Returns:
-        ``x`` as ``(b, t, c, h, w)``, ``timesteps`` ``(b,)``, ``frame_idx`` ``(b, t)`` long (default ``arange(t)``),
+        ``x`` as ``(b, t, c, h, w)``, ``timesteps`` ``(b,)`` or ``(b, t)``, ``frame_idx`` ``(b, t)`` long (default ``arange(t)``),
         ``observed`` ``(b, t)`` bool (default all False).
 
     Raises:
@@ -58,8 +58,11 @@ def check_inputs(
     timesteps = torch.as_tensor(timesteps, device=x.device)
     if timesteps.ndim == 0:
         timesteps = timesteps.expand(b)
-    if timesteps.shape != (b,):
-        raise ValueError(f"timesteps must have shape (b,) = ({b},), got {tuple(timesteps.shape)}")
+    if timesteps.shape != (b,) and timesteps.shape != (b, t):
+        raise ValueError(
+            f"timesteps must have shape (b,) = ({b},) or, one per frame, (b, t) = ({b}, {t}); got"
+            f" {tuple(timesteps.shape)}"
+        )
     frame_idx = _frames_arg("frame_idx", frame_idx, b, t, image_input)
     if frame_idx is None:
         frame_idx = torch.arange(t, device=x.device).expand(b, t)

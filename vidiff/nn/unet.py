@@ -265,7 +265,8 @@ class SpaceTimeUNet(nn.Module):
 
         Args:
             x: ``(b, t, c, h, w)`` video (or ``(b, c, h, w)``, taken as ``t = 1``); observed frames clean.
-            timesteps: ``(b,)`` diffusion step per video, long or float (a 0-d tensor or number broadcasts).
+            timesteps: ``(b,)`` diffusion step per video, or ``(b, t)`` one per frame (Diffusion Forcing), long or
+                float (a 0-d tensor or number broadcasts).
             frame_idx: ``(b, t)`` long positions in the long video (default ``arange(t)``); only differences matter.
             observed: ``(b, t)`` bool, True for given frames (default all False); they get timestep 0.
             context: ``(b, L, context_dim)`` cross-attention context, or None (cross-attention is skipped).
@@ -282,7 +283,8 @@ class SpaceTimeUNet(nn.Module):
         active = self.temporal_enabled and t > 1
         state = _FrameState(t, relative_frame_features(frame_idx) if active else None, context)
 
-        steps = torch.where(observed, torch.zeros_like(timesteps)[:, None], timesteps[:, None])  # (b, t)
+        per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, t)
+        steps = torch.where(observed, torch.zeros_like(per_frame), per_frame)  # (b, t)
         param_dtype = self.time_embed[0].weight.dtype
         emb = self.time_embed(timestep_embedding(steps.flatten(), self.model_channels).to(param_dtype))
 
