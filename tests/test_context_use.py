@@ -92,3 +92,4 @@ def test_logit_normal_timesteps_follow_their_median_and_range():
     assert abs(float(t.float().median()) / 1000 - torch.sigmoid(torch.tensor(0.8)).item()) < 0.01
     with pytest.raises(ValueError, match="timestep_sampling"):
         draw_timesteps("cosmic", 2, 1000)
+

@@ -116,6 +116,7 @@ class LossSummary(Callback):
         self.window = window
         self.first: list[torch.Tensor] = []
         self.last: deque[torch.Tensor] = deque(maxlen=window)
+        self.count = 0
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -127,12 +128,15 @@ class LossSummary(Callback):
         if len(self.first) < self.window:
             self.first.append(loss)
         self.last.append(loss)
+        self.count += 1
 
-    def summary(self) -> tuple[float, float] | None:
-        """Mean training loss of the first and of the last ``window`` steps of this process, or None."""
+    def summary(self) -> tuple[float, float, int] | None:
+        """``(first, last, n)``: mean training loss of the first and of the last ``n`` steps of this process, where
+        ``n = min(window, steps // 2)`` (at least 1) so the two never overlap in short runs; None before any step."""
         if not self.first:
             return None
-        return float(torch.stack(self.first).mean()), float(torch.stack(list(self.last)).mean())
+        n = max(1, min(self.window, self.count // 2))
+        return float(torch.stack(self.first[:n]).mean()), float(torch.stack(list(self.last)[-n:]).mean()), n
 
 
 def _take(batch: Mapping[str, Any], n: int) -> dict[str, Any]:

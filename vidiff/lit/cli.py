@@ -140,11 +140,9 @@ def _report(cli: VidiffCLI) -> None:
     lines = [f"vidiff fit: {trainer.global_step} steps in {root}/"]
     for callback in trainer.callbacks:
         if isinstance(callback, LossSummary) and callback.summary() is not None:
-            first, last = callback.summary()
-            n = callback.window
-            lines.append(
-                f"  training loss:   {first:.4f} (mean of the first {n} steps) -> {last:.4f} (last {n})"
-            )
+            first, last, n = callback.summary()
+            steps = "step" if n == 1 else f"{n} steps"
+            lines.append(f"  training loss:   {first:.4f} (mean of the first {steps}) -> {last:.4f} (last {steps})")
         if isinstance(callback, ContextUse) and callback.last is not None:
             from vidiff.metrics.context import format_context_use
 
