@@ -33,6 +33,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
+from vidiff.lit.progress import step_progress_bar
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
 from vidiff.lit.run_folder import RunFolderGuard
 
@@ -97,6 +98,8 @@ class VidiffCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
         trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
+        # Lightning's default progress bar -> the same kind counted in steps of max_steps
+        trainer.callbacks[:] = [step_progress_bar(c) for c in trainer.callbacks]
         overwrite = bool(self._get(self.config_init, "overwrite", default=False))
         trainer.callbacks.insert(0, RunFolderGuard(overwrite=overwrite))
         trainer.callbacks.append(LossSummary())
