@@ -49,6 +49,7 @@ def test_prediction_end_to_end(tiny_ckpt, tmp_path, capsys):
     assert report["settings"]["max_frames"] == 8 and report["settings"]["scheme"] == "autoregressive"
     printed = capsys.readouterr().out
     assert "| metric | model | copy-last | linear | noise | ground truth |" in printed
+    assert "centre_error h=1" in printed and "&" not in printed, "the terminal gets no HTML entities"
     assert (out / "report.md").read_text().count("centre_error h=") == 4
     assert (out / "videos" / "video_000.mp4").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "videos"]

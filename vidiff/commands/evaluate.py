@@ -103,13 +103,13 @@ def _save_videos(folder: Path, videos: dict, count: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidiff.evaluate import markdown_table
+    from vidiff.evaluate.report import terminal_table
 
     try:
         report = evaluate_to_folder(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"vidiff evaluate: error: {err}", file=sys.stderr)
         return 2
-    print(markdown_table(report), end="")
+    print(terminal_table(report), end="")
     print(f"wrote {Path(args.out) / 'report.json'} and {Path(args.out) / 'report.md'}")
     return 0

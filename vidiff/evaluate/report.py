@@ -79,8 +79,9 @@ def _metric_names(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(names, key=lambda m: (order.get(m, len(order)), m))
 
 
-def markdown_table(report: Mapping[str, Any]) -> str:
-    """The report as a markdown table: metrics as rows, methods as columns."""
+def markdown_table(report: Mapping[str, Any], indent: str = "&nbsp;&nbsp;") -> str:
+    """The report as a markdown table: metrics as rows, methods as columns; per-step rows start with ``indent``
+    (HTML non-breaking spaces for the .md file; the terminal gets plain text, see :func:`terminal_table`)."""
     results, methods = report["results"], report["methods"]
     spec = report["spec"]
     scored: Sequence[int] = spec["scored"]
@@ -99,8 +100,13 @@ def markdown_table(report: Mapping[str, Any]) -> str:
             for j in range(k):
                 label = f"h={j + 1}" if horizon else f"t={scored[j]}"
                 cells = [_fmt(v[j]) if v else "—" for v in lists]
-                lines.append(f"| &nbsp;&nbsp;{name} {label} | " + " | ".join(cells) + " |")
+                lines.append(f"| {indent}{name} {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def terminal_table(report: Mapping[str, Any]) -> str:
+    """:func:`markdown_table` for a terminal: no HTML entities."""
+    return markdown_table(report, indent="  ")
 
 
 def write_report(out: str | os.PathLike, report: Mapping[str, Any], title: str | None = None) -> tuple[Path, Path]:
