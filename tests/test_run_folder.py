@@ -74,3 +74,18 @@ def test_a_fit_into_a_folder_another_fit_uses_stops_naming_it(tmp_path):
         assert f"lock file {tmp_path / 'vidiff.lock'}" in message and "\n" not in message
         assert not (tmp_path / "checkpoints").exists()
     _fit(tmp_path, max_steps=1)  # free again
+
+
+def test_ckpt_path_last_without_a_checkpoint_says_a_new_run_starts(tmp_path, capsys):
+    import warnings
+
+    from vidiff.lit.cli import run_lightning_cli
+
+    root = tmp_path / "fresh"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = run_lightning_cli(["fit", *tiny_cli_args(root, max_steps=2, val_every=2), "--ckpt_path", "last"])
+    out = capsys.readouterr().out
+    assert f"--ckpt_path last: no last.ckpt in {root.resolve()}/checkpoints yet; starting a new run there" in out
+    assert cli.trainer.global_step == 2 and (root / "checkpoints" / "last.ckpt").is_file()
+    assert not any("save_last" in str(w.message) for w in caught), "Lightning's hint does not reach the user"

@@ -35,7 +35,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
 from vidiff.lit.progress import step_progress_bar
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
-from vidiff.lit.run_folder import RunFolderGuard
+from vidiff.lit.run_folder import RunFolderGuard, checkpoint_folders
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,18 @@ class VidiffCLI(LightningCLI):
                 raise ValueError(
                     f"model.init_args.{key}={model_value} but data.init_args.{key}={data_value}: they must agree"
                 )
+
+    def before_fit(self) -> None:
+        """``--ckpt_path last`` with no ``last.ckpt`` yet: say in one line that a new run starts (decided in
+        docs/decisions.md: auto-resume scripts may always pass it) instead of Lightning's hint about save_last."""
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        folders = checkpoint_folders(self.trainer)
+        if not any((folder / "last.ckpt").is_file() for folder in folders):
+            where = ", ".join(str(f) for f in folders) or self.trainer.default_root_dir
+            print(f"vidiff fit: --ckpt_path last: no last.ckpt in {where} yet; starting a new run there")
+            config["ckpt_path"] = None
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get(
