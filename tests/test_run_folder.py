@@ -35,6 +35,8 @@ def test_second_fit_refused_continued_or_overwritten_and_last_is_always_last_ckp
     assert "\n" not in message and "--ckpt_path last" in message and "--overwrite true" in message
     assert str(ckpts) in message and "last.ckpt" in message
     assert last.stat().st_mtime_ns == stamp and not list(ckpts.glob("last-v*"))
+    versions = sorted(p.name for p in (tmp_path / "lightning_logs").iterdir())
+    assert versions == ["version_0"], f"a refused start leaves no logger folder behind, found {versions}"
 
     best = next(ckpts.glob("best-*.ckpt"))
     with pytest.raises(SystemExit, match="would replace its last.ckpt"):  # from another checkpoint: also refused
@@ -72,7 +74,7 @@ def test_a_fit_into_a_folder_another_fit_uses_stops_naming_it(tmp_path):
         message = str(refused.value.code)
         assert message.startswith(f"vidiff fit: {tmp_path} is in use by pid {os.getpid()} (vidiff fit --config other")
         assert f"lock file {tmp_path / 'vidiff.lock'}" in message and "\n" not in message
-        assert not (tmp_path / "checkpoints").exists()
+        assert not (tmp_path / "checkpoints").exists() and not list(tmp_path.glob("lightning_logs/version_*"))
     _fit(tmp_path, max_steps=1)  # free again
 
 

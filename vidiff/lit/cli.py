@@ -113,7 +113,9 @@ class VidiffCLI(LightningCLI):
         # Lightning's default progress bar -> the same kind counted in steps of max_steps
         trainer.callbacks[:] = [step_progress_bar(c) for c in trainer.callbacks]
         overwrite = bool(self._get(self.config_init, "overwrite", default=False))
-        trainer.callbacks.insert(0, RunFolderGuard(overwrite=overwrite))
+        guard = RunFolderGuard(overwrite=overwrite)
+        guard.note_log_dir(trainer)
+        trainer.callbacks.insert(0, guard)
         trainer.callbacks.append(LossSummary())
         return trainer
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class RunFolderGuard(Callback):
         self.moved: list[Path] = []
         self._checked = False
         self.lock: FolderLock | None = None
+        self._new_log_dir: Path | None = None  # the logger folder this run created (removed if it fails at once)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or trainer.fast_dev_run:
@@ -97,6 +99,11 @@ class RunFolderGuard(Callback):
         if problem is not None:
             raise SystemExit(problem)
 
+    def note_log_dir(self, trainer: pl.Trainer) -> None:
+        """Remember the logger folder if it does not exist yet (call before fit: Lightning creates it in setup)."""
+        if trainer.is_global_zero and trainer.log_dir and not Path(trainer.log_dir).exists():
+            self._new_log_dir = Path(trainer.log_dir)
+
     def _release(self) -> None:
         if self.lock is not None:
             self.lock.release()
@@ -107,6 +114,8 @@ class RunFolderGuard(Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._release()
+        if trainer.global_step == 0 and self._new_log_dir is not None:
+            remove_unused_log_dir(self._new_log_dir)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.strategy.restore_checkpoint_after_setup:  # else ckpt_path is known only at train start
@@ -138,6 +147,23 @@ class RunFolderGuard(Callback):
             raise SystemExit(problem)
         if trainer.strategy.broadcast(bool(self.moved), src=0):
             _forget_history(trainer)
+
+
+#: What a failed start leaves in a fresh logger folder: the saved config and TensorBoard's near-empty files.
+_START_FILES = ("config.yaml", "hparams.yaml")
+
+
+def remove_unused_log_dir(folder: Path) -> bool:
+    """Remove ``lightning_logs/version_N`` of a run that failed before its first step (nothing but the saved config
+    and event files of at most 4 KiB in it); returns whether it was removed. Anything else keeps the folder."""
+    if not folder.is_dir():
+        return False
+    for item in folder.iterdir():
+        small_events = item.name.startswith("events.out.tfevents") and item.stat().st_size <= 4096
+        if not item.is_file() or not (item.name in _START_FILES or small_events):
+            return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 def _forget_history(trainer: pl.Trainer) -> None:
