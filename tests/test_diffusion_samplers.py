@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 
-from vidiff.diffusion import NoiseSchedule, make_timesteps, sample, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from vidiff.diffusion import (
+    NoiseSchedule,
+    make_solver_timesteps,
+    make_timesteps,
+    sample,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sampler_timesteps,
+)
 
 MU = torch.tensor([0.5, -1.0], dtype=torch.float64)
 S = torch.tensor([0.6, 1.5], dtype=torch.float64)
@@ -70,8 +79,8 @@ def test_deterministic_samplers_reproduce_gaussian_data(kind, zero_terminal_snr,
 def test_deterministic_samplers_other_spacings(spacing):
     sched = NoiseSchedule("cosine")
     noise = standard_noise(64, torch.Generator().manual_seed(0))
-    mean, std = ode_target(sched, make_timesteps(1000, 100, spacing)[0])
     for sampler, steps in (("ddim", 100), ("dpmpp_2m", 100)):
+        mean, std = ode_target(sched, sampler_timesteps(sched, sampler, steps, spacing)[0])
         x = sample(
             gaussian_denoiser(sched, "v"), noise, sched, sampler, steps, prediction="v", spacing=spacing
         )
@@ -208,8 +217,8 @@ def test_any_rank_device_free_and_seeded(sampler):
     a = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(0))
     b = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(0))
     assert a.shape == noise.shape and a.dtype == torch.float32 and torch.equal(a, b)
-    assert seen[:7] == make_timesteps(100, 7, "leading")
-    if sampler != "dpmpp_2m":
+    assert seen[:7] == sampler_timesteps(sched, sampler, 7, "leading")
+    if sampler in ("ddpm", "ddim"):
         c = sample(den, noise, sched, sampler, 7, eta=eta, generator=torch.Generator().manual_seed(1))
         assert not torch.equal(a, c)
 
@@ -320,3 +329,114 @@ def test_samplers_called_directly_check_their_arguments():
             fn(lambda x, t: x, torch.zeros(2, 3, dtype=torch.long), sched, [50, 0])
     with pytest.raises(ValueError, match="noise must be a floating-point tensor"):
         sample(lambda x, t: x, torch.tensor(1.0), sched, "ddim", 5)
+
+
+# ---------------------------------------------------------------- multistep solvers against diffusers
+
+# diffusers 0.42.1, DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, timestep_spacing=...)
+# T = 1000, linear betas:
+# list(scheduler.set_timesteps(n) or scheduler.timesteps), computed once.
+DIFFUSERS_SOLVER_TIMESTEPS = {
+    ("leading", 10): [900, 810, 720, 630, 540, 450, 360, 270, 180, 90],
+    ("linspace", 10): [999, 899, 799, 699, 599, 500, 400, 300, 200, 100],
+    ("trailing", 10): [999, 899, 799, 699, 599, 499, 399, 299, 199, 99],
+    ("leading", 7): [875, 750, 625, 500, 375, 250, 125],
+    ("linspace", 7): [999, 856, 714, 571, 428, 285, 143],
+    ("trailing", 7): [999, 856, 713, 570, 428, 285, 142],
+    ("leading", 25): [950, 912, 874, 836, 798, 760, 722, 684, 646, 608, 570, 532, 494, 456, 418, 380, 342, 304,
+                      266, 228, 190, 152, 114, 76, 38],
+    ("linspace", 25): [999, 959, 919, 879, 839, 799, 759, 719, 679, 639, 599, 559, 519, 480, 440, 400, 360, 320,
+                       280, 240, 200, 160, 120, 80, 40],
+}
+
+
+@pytest.mark.parametrize("spacing,steps", list(DIFFUSERS_SOLVER_TIMESTEPS))
+def test_solver_timesteps_equal_diffusers(spacing, steps):
+    expected = DIFFUSERS_SOLVER_TIMESTEPS[spacing, steps]
+    assert make_solver_timesteps(1000, steps, spacing) == expected
+    sched = NoiseSchedule("linear")
+    assert sampler_timesteps(sched, "dpmpp_2m", steps, spacing) == expected
+    assert sampler_timesteps(sched, "ddim", steps, spacing) == make_timesteps(1000, steps, spacing)
+    if spacing == "leading":  # steps_offset is added to every timestep, as in diffusers
+        assert make_solver_timesteps(1000, steps, spacing, 1) == [t + 1 for t in expected]
+
+
+def test_solver_timesteps_bad_input():
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, num_timesteps - 1 = 999\]"):
+        make_solver_timesteps(1000, 1000, "leading")
+    assert make_solver_timesteps(1000, 1000, "trailing") == list(range(999, -1, -1))
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        make_solver_timesteps(1000, 10, "uniform")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize(
+    "sampler,spacing",
+    [("dpmpp_2m", "leading"), ("dpmpp_2m", "linspace"), ("dpmpp_2m", "trailing")],
+)
+def test_many_steps_reach_the_data_std(kind, sampler, spacing):
+    """The issue's setting: x0 ~ N(0.7, 0.4^2), exact eps denoiser; with many steps the std approaches 0.4."""
+    sched = NoiseSchedule(kind)
+    mu, s = torch.tensor([0.7], dtype=torch.float64), torch.tensor([0.4], dtype=torch.float64)
+    noise = standard_noise(256, torch.Generator().manual_seed(0))[:, :1]
+    steps = 200
+    x = sample(gaussian_denoiser(sched, "eps", mu, s), noise, sched, sampler, steps, spacing=spacing)
+    start = sampler_timesteps(sched, sampler, steps, spacing)[0]
+    a = sched.alphas_cumprod_f64[start]
+    target = s / (s**2 * a + 1 - a).sqrt()  # the exact ODE map from N(0, 1) at the first step (about 0.4)
+    assert abs(x.std().item() / target.item() - 1) < 0.01, (x.std().item(), target.item())
+
+
+def _diffusers_run(schedule, sampler, spacing, steps, noise, denoiser, prediction):
+    """diffusers' own loop with the scheduler vidiff's ``sampler`` reproduces, on vidiff's alphas_cumprod; returns the
+    final sample, the states the model saw and the timesteps."""
+    diffusers = pytest.importorskip("diffusers")
+    kw = {
+        "num_train_timesteps": schedule.num_timesteps,
+        "trained_betas": schedule.betas.tolist(),
+        "prediction_type": {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}[prediction],
+        "timestep_spacing": spacing,
+    }
+    sched = diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kw)
+    ab = schedule.alphas_cumprod_f64.clone()  # the same alphas_cumprod on both sides
+    sched.alphas_cumprod, sched.alpha_t, sched.sigma_t = ab, ab.sqrt(), (1 - ab).sqrt()
+    sched.lambda_t, sched.sigmas = sched.alpha_t.log() - sched.sigma_t.log(), ((1 - ab) / ab).sqrt()
+    sched.set_timesteps(steps)
+    sched.set_begin_index(0)
+    x, seen = noise.clone(), []
+    for t in sched.timesteps:
+        seen.append(x)
+        x = sched.step(denoiser(x, t.reshape(1).expand(x.shape[0])), t, x).prev_sample
+    return x, seen, sched.timesteps.tolist()
+
+
+@pytest.mark.parametrize(
+    "sampler,spacing,kind,prediction,steps",
+    [
+        ("dpmpp_2m", "leading", "linear", "eps", 10),
+        ("dpmpp_2m", "linspace", "linear", "eps", 10),
+        ("dpmpp_2m", "trailing", "linear", "eps", 10),
+        ("dpmpp_2m", "leading", "cosine", "v", 20),
+        ("dpmpp_2m", "linspace", "scaled_linear", "x0", 7),
+    ],
+)
+def test_step_for_step_equal_to_diffusers(sampler, spacing, kind, prediction, steps):
+    """Every state the model sees, its timesteps and the result equal diffusers' (which steps in float32)."""
+    sched = NoiseSchedule(kind)
+    mu, s = torch.tensor([0.7, -0.2], dtype=torch.float64), torch.tensor([0.4, 1.1], dtype=torch.float64)
+    base = gaussian_denoiser(sched, prediction, mu, s)
+    told = []
+
+    def den(x, t):
+        told.append(int(t[0]))
+        return base(x, t)
+
+    noise = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref, ref_seen, ref_ts = _diffusers_run(sched, sampler, spacing, steps, noise, base, prediction)
+    seen = []
+    out = sample(den, noise, sched, sampler, steps, prediction=prediction, spacing=spacing,
+                 callback=lambda i, n, x, x0: seen.append(x))
+    assert told == ref_ts and len(seen) == len(ref_seen) == steps
+    for ours, theirs in zip(seen, ref_seen):
+        assert torch.allclose(ours, theirs, atol=2e-5, rtol=1e-5)
+    assert torch.allclose(out, ref, atol=2e-5, rtol=1e-5)

@@ -19,10 +19,23 @@ import torch
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.diffusion.hooks import Callback, Generators, SamplingHooks, check_generator, denoise, randn_like
 from vidiff.diffusion.schedule import NoiseSchedule
-from vidiff.diffusion.spacing import make_timesteps
+from vidiff.diffusion.spacing import SPACINGS, make_solver_timesteps, make_timesteps
 from vidiff.diffusion.utils import check_choice, check_same_shape
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+
+
+def sampler_timesteps(
+    schedule: NoiseSchedule, sampler: str, steps: int, spacing: str = "leading", steps_offset: int = 0
+) -> list[int]:
+    """The timesteps ``sampler`` visits, by the rule of the diffusers scheduler it reproduces.
+
+    ``ddpm`` / ``ddim``: :func:`make_timesteps` (``DDIMScheduler``). ``dpmpp_2m``: :func:`make_solver_timesteps`
+    (``DPMSolverMultistepScheduler``).
+    """
+    check_choice("sampler", sampler, SAMPLERS)
+    rule = make_timesteps if sampler in ("ddpm", "ddim") else make_solver_timesteps
+    return rule(schedule.num_timesteps, steps, spacing, steps_offset)
 
 
 def _prepare(
@@ -128,11 +141,15 @@ def sample_dpmpp_2m(
     generator: Generators = None,
     hooks: SamplingHooks | None = None,
 ) -> torch.Tensor:
-    """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as k-diffusion's ``sample_dpmpp_2m``.
+    """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as diffusers'
+    ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)`` (midpoint, final sigma 0) and
+    k-diffusion's ``sample_dpmpp_2m``.
 
     ``x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D`` with ``h = lambda_s - lambda_t``, ``D = x0_hat`` on the
     first step and ``D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h``, afterwards; the final step
-    to clean data is first order (sigma_s = 0 gives x_s = x0_hat). ``generator`` only feeds the known-region hook.
+    to clean data is first order (sigma_s = 0 gives x_s = x0_hat). diffusers' ``lower_order_final`` changes nothing
+    more at order 2. :func:`sample` passes diffusers' DPM-Solver timesteps (:func:`make_solver_timesteps`).
+    ``generator`` only feeds the known-region hook.
     """
     ts, hooks = _prepare(x, schedule, timesteps, hooks)
     ab = schedule.alphas_cumprod_f64
@@ -188,11 +205,12 @@ def sample(
             and guidance around the model with :func:`vidiff.diffusion.classifier_free_guidance` or a closure.
         noise: Standard normal noise ``(b, ...)``: images ``(b, c, h, w)``, videos ``(b, t, c, h, w)``.
         schedule: The schedule the model was trained with.
-        sampler: ``"ddpm"`` (ancestral), ``"ddim"`` or ``"dpmpp_2m"``.
+        sampler: ``"ddpm"`` (ancestral), ``"ddim"`` or ``"dpmpp_2m"`` (docs/sampling.md has a table).
         steps: Number of sampling steps (model evaluations), 1 <= steps <= num_timesteps.
         eta: DDIM's eta (0 = deterministic); only for ``sampler="ddim"``.
         prediction: What the denoiser predicts: ``"eps"``, ``"x0"`` or ``"v"``.
-        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"`` (diffusers' meanings).
+        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"``, with the meaning of the diffusers scheduler each
+            sampler follows (:func:`sampler_timesteps`).
         generator: Source of every random draw (DDPM / DDIM noise, known-region noise): one ``torch.Generator``,
             or a list of one per sample so that each sample's draws do not depend on the rest of the batch.
         steps_offset: diffusers' ``steps_offset`` for leading spacing.
@@ -213,7 +231,8 @@ def sample(
     check_choice("sampler", sampler, SAMPLERS)
     if not (isinstance(noise, torch.Tensor) and noise.is_floating_point() and noise.ndim >= 1):
         raise ValueError(f"noise must be a floating-point tensor (b, ...); got {type(noise).__name__}")
-    timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
+    check_choice("spacing", spacing, SPACINGS)
+    timesteps = sampler_timesteps(schedule, sampler, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
     check_generator(generator, noise.shape[0])

@@ -8,6 +8,11 @@ including numpy's float ``arange`` and round-half-to-even, without depending on 
   It starts at the last timestep, which matters with zero-terminal-SNR schedules. Where numpy's float arange
   gives diffusers one element too many (e.g. T=1000, steps=61, ending in -1), the first ``steps`` are kept.
 - ``linspace``: ``round(linspace(0, T - 1, steps))``, reversed; e.g. T=1000, 10 steps -> 999, 888, ..., 111, 0.
+
+diffusers' multistep solvers (``DPMSolverMultistepScheduler``, ``UniPCMultistepScheduler``) use other rules for the
+same names, because their last step goes from the last listed timestep to sigma = 0 instead of visiting t = 0:
+:func:`make_solver_timesteps` reproduces them (``leading`` and ``linspace`` space ``steps + 1`` points and drop
+the one at t = 0; ``trailing`` is the rule above).
 """
 
 from __future__ import annotations
@@ -68,3 +73,34 @@ def make_timesteps(
             f"spacing={spacing!r} gave {len(ts)} timesteps that are not strictly decreasing: {ts}"
         )
     return ts
+
+
+def make_solver_timesteps(
+    num_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0
+) -> list[int]:
+    """The timesteps of diffusers' multistep solvers (DPM-Solver++, UniPC) for a ``timestep_spacing`` name.
+
+    ``leading``: ``arange(steps + 1) * (T // (steps + 1)) + steps_offset``, reversed, without the last (t = 0);
+    e.g. T=1000, 10 steps -> 900, 810, ..., 90. ``linspace``: ``round(linspace(0, T - 1, steps + 1))``, reversed,
+    without the last; e.g. 999, 899, ..., 100. ``trailing``: as :func:`make_timesteps`. The solver's final step
+    goes from the last of them to clean data (diffusers' ``final_sigmas_type="zero"``).
+
+    Args:
+        num_timesteps: T, the number of training timesteps.
+        steps: Number of sampling steps: at most T - 1 for ``leading`` / ``linspace`` (they space steps + 1
+            points), T for ``trailing``.
+        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"``.
+        steps_offset: diffusers' ``steps_offset`` (``leading`` only).
+
+    Returns:
+        ``steps`` distinct ints in ``[0, T - 1]``, strictly decreasing.
+    """
+    check_choice("spacing", spacing, SPACINGS)
+    if spacing == "trailing":
+        return make_timesteps(num_timesteps, steps, spacing, steps_offset)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_timesteps - 1:
+        raise ValueError(
+            f"steps must be an int in [1, num_timesteps - 1 = {num_timesteps - 1}] for a multistep solver with "
+            f"spacing={spacing!r} (it spaces steps + 1 points); got {steps!r}"
+        )
+    return make_timesteps(num_timesteps, steps + 1, spacing, steps_offset)[:-1]
