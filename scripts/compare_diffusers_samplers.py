@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""vidiff's DPM-Solver++(2M) against diffusers' scheduler on Gaussian data with the exact denoiser.
+"""vidiff's multistep samplers against diffusers' schedulers on Gaussian data with the exact denoiser.
 
     python3 -m venv /work/dvenv && /work/dvenv/bin/pip install torch==2.13.0   # the CPU build, first
     /work/dvenv/bin/pip install diffusers
@@ -11,8 +11,9 @@ sampler that solved the probability-flow ODE exactly would return std 0.4 (up to
 negligible here). Both sides start from the same standard normal noise, standardised to mean 0 and std 1 (every
 sampler is then an affine map, and the printed std is that map's scale), and use the same float64 alphas_cumprod
 (diffusers' tables are replaced by vidiff's). diffusers runs ``DPMSolverMultistepScheduler(algorithm_type=
-"dpmsolver++", solver_order=2)`` with the same ``timestep_spacing``. The last column is the largest per-sample
-difference between the two outputs (diffusers steps in float32).
+"dpmsolver++", solver_order=2)`` and ``UniPCMultistepScheduler()`` (defaults: bh2, predict_x0, order 2) with the
+same ``timestep_spacing``, or ``use_karras_sigmas`` / ``use_exponential_sigmas``. The last column is the largest
+per-sample difference between the two outputs (diffusers steps in float32).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vidiff.diffusion import NoiseSchedule, sample
 
 MU, S = 0.7, 0.4
 SPACINGS = ("leading", "linspace", "trailing")
+SIGMA_SAMPLERS = {"dpmpp_2m_karras": "use_karras_sigmas", "dpmpp_2m_exponential": "use_exponential_sigmas"}
 
 
 def exact_eps(schedule: NoiseSchedule):
@@ -43,12 +45,17 @@ def exact_eps(schedule: NoiseSchedule):
 
 def diffusers_scheduler(schedule: NoiseSchedule, sampler: str, spacing: str | None):
     """The diffusers scheduler vidiff's ``sampler`` reproduces, on vidiff's float64 alphas_cumprod."""
-    from diffusers import DPMSolverMultistepScheduler
+    from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
     kw = {"num_train_timesteps": schedule.num_timesteps, "trained_betas": schedule.betas.tolist()}
     if spacing is not None:
         kw["timestep_spacing"] = spacing
-    sched = DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kw)
+    if sampler in SIGMA_SAMPLERS:
+        kw[SIGMA_SAMPLERS[sampler]] = True
+    if sampler == "unipc":
+        sched = UniPCMultistepScheduler(**kw)
+    else:
+        sched = DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kw)
     ab = schedule.alphas_cumprod_f64.clone()
     sched.alphas_cumprod = ab
     sched.alpha_t, sched.sigma_t = ab.sqrt(), (1 - ab).sqrt()
@@ -81,9 +88,13 @@ def run_vidiff(schedule: NoiseSchedule, sampler: str, spacing: str | None, steps
 
 def cases(steps_list):
     """(schedule kind, steps, sampler, spacing or None) of the table."""
-    for kind, steps in [("linear", s) for s in steps_list] + [("cosine", steps_list[0])]:
-        for spacing in SPACINGS:
-            yield kind, steps, "dpmpp_2m", spacing
+    for sampler in ("dpmpp_2m", "unipc"):
+        for kind, steps in [("linear", s) for s in steps_list] + [("cosine", steps_list[0])]:
+            for spacing in SPACINGS:
+                yield kind, steps, sampler, spacing
+    for sampler in SIGMA_SAMPLERS:
+        for kind, steps in [("linear", s) for s in steps_list] + [("cosine", steps_list[0])]:
+            yield kind, steps, sampler, None
 
 
 def main() -> None:

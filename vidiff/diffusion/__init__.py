@@ -24,16 +24,24 @@ from vidiff.diffusion.samplers import (
     sample_ddim,
     sample_ddpm,
     sample_dpmpp_2m,
+    sample_unipc,
     sampler_timesteps,
 )
 from vidiff.diffusion.schedule import PREDICTIONS, SCHEDULE_KINDS, NoiseSchedule, rescale_zero_terminal_snr
-from vidiff.diffusion.spacing import SPACINGS, make_solver_timesteps, make_timesteps
+from vidiff.diffusion.spacing import (
+    SIGMA_SPACINGS,
+    SPACINGS,
+    make_sigma_levels,
+    make_solver_timesteps,
+    make_timesteps,
+)
 from vidiff.diffusion.utils import append_dims
 
 __all__ = [
     "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULE_KINDS",
+    "SIGMA_SPACINGS",
     "SPACINGS",
     "THRESHOLDS",
     "NoiseSchedule",
@@ -42,6 +50,7 @@ __all__ = [
     "classifier_free_guidance",
     "diffusion_loss",
     "dynamic_threshold",
+    "make_sigma_levels",
     "make_solver_timesteps",
     "make_timesteps",
     "min_snr_weight",
@@ -51,6 +60,7 @@ __all__ = [
     "sample_ddim",
     "sample_ddpm",
     "sample_dpmpp_2m",
+    "sample_unipc",
     "sampler_timesteps",
     "scale_conditioning",
     "static_threshold",
