@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from vidiff.diffusion import (
+    SAMPLERS,
     NoiseSchedule,
     classifier_free_guidance,
     dynamic_threshold,
     mix_conditioning,
     sample,
+    sampler_timesteps,
     scale_conditioning,
     static_threshold,
     threshold_x0,
@@ -139,7 +141,7 @@ def _toy_denoiser(sched):
     return lambda x, t: 0.3 * x + 0.1 * torch.sin(x)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("known_noised", [True, False])
 def test_known_region_equals_known_content_at_the_end(sampler, known_noised):
     sched = NoiseSchedule("linear", num_timesteps=200)
@@ -184,7 +186,7 @@ def test_known_region_pixel_mask_for_inpainting():
     assert torch.equal(out[..., :4], known[..., :4])
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_strength_zero_returns_image_and_one_equals_a_run_from_noise(sampler):
     sched = NoiseSchedule("scaled_linear", num_timesteps=100)
     image = torch.rand(2, 3, 8, 8) * 2 - 1
@@ -211,6 +213,12 @@ def test_strength_runs_the_last_steps_from_the_noised_image():
     assert [t for t, _ in calls] == [200, 100, 0]  # int(10 * 0.3) = 3 last leading timesteps
     # SDEdit: the image is destroyed down to t = 200
     assert torch.allclose(calls[0][1], sched.q_sample(image, 200, noise))
+    calls.clear()  # sigma-spaced samplers: the last levels, the image noised to the first of them
+    sample(den, noise, sched, "dpmpp_2m_karras", 10, init=image, strength=0.3)
+    ts, levels = sampler_timesteps(sched, "dpmpp_2m_karras", 10)
+    assert [t for t, _ in calls] == ts[7:]
+    a = levels[7]
+    assert torch.allclose(calls[0][1], a**0.5 * image + (1 - a) ** 0.5 * noise)
 
 
 def test_bad_input():

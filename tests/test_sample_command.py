@@ -161,3 +161,20 @@ def test_latent_model_end_to_end(tmp_path):
                                    "--out", tmp_path / "o", "--no-progress"))
     assert s["image_shape"] == [3, 8, 8]
     assert count_frames(tmp_path / "o" / "video_000.mp4") == 24
+
+
+@pytest.mark.parametrize("sampler", ["unipc", "dpmpp_2m_karras", "dpmpp_2m_exponential"])
+def test_every_core_sampler_is_accepted_and_listed_in_the_help(sampler):
+    """`--sampler` takes every name of vidiff.diffusion.SAMPLERS; the help of each command lists them all."""
+    from types import SimpleNamespace
+
+    from vidiff.commands import evaluate, txt2img
+    from vidiff.diffusion import SAMPLERS
+
+    args = _args("--ckpt", "unused.ckpt", "--out", "unused", "--length", 16, "--sampler", sampler)
+    assert cmd.check_arguments(args, SimpleNamespace(max_frames=8))[1] == 8
+    for module in (cmd, txt2img, evaluate):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        text = next(a.help for a in parser._actions if "--sampler" in a.option_strings)
+        assert all(name in text for name in SAMPLERS), (module.__name__, text)

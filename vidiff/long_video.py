@@ -38,7 +38,7 @@ class SamplerSettings:
     """How each stage is denoised.
 
     Attributes:
-        sampler: a sampler of :func:`vidiff.diffusion.sample` (``ddpm``, ``ddim``, ``dpmpp_2m``).
+        sampler: a sampler of :func:`vidiff.diffusion.sample` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
         steps: denoising steps per stage.
         eta: DDIM stochasticity (0: deterministic).
         spacing: timestep spacing name, or None for the sampler's default.

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None, help="frames generated per stage (default K // 2)")
     g = parser.add_argument_group("sampler")
-    g.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (default ddim)")
+    g.add_argument("--sampler", default="ddim",
+                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
     g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     g.add_argument("--spacing", default=None, help="timestep spacing: leading, trailing or linspace")

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --init-image: 0 = the image, 1 = pure noise (default 0.8; 1 with --mask)")
     g.add_argument("--mask", default=None, help="inpainting mask image, white = repaint (the init image's size)")
     g = parser.add_argument_group("sampler")
-    g.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (default ddim)")
+    g.add_argument("--sampler", default="ddim",
+                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
     g.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     g.add_argument("--spacing", default="leading", help="timestep spacing: leading, trailing or linspace")

@@ -18,15 +18,30 @@ from vidiff.diffusion.guidance import (
 )
 from vidiff.diffusion.hooks import SamplingHooks
 from vidiff.diffusion.loss import diffusion_loss, min_snr_weight
-from vidiff.diffusion.samplers import SAMPLERS, sample, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from vidiff.diffusion.samplers import (
+    SAMPLERS,
+    sample,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sample_unipc,
+    sampler_timesteps,
+)
 from vidiff.diffusion.schedule import PREDICTIONS, SCHEDULE_KINDS, NoiseSchedule, rescale_zero_terminal_snr
-from vidiff.diffusion.spacing import SPACINGS, make_timesteps
+from vidiff.diffusion.spacing import (
+    SIGMA_SPACINGS,
+    SPACINGS,
+    make_sigma_levels,
+    make_solver_timesteps,
+    make_timesteps,
+)
 from vidiff.diffusion.utils import append_dims
 
 __all__ = [
     "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULE_KINDS",
+    "SIGMA_SPACINGS",
     "SPACINGS",
     "THRESHOLDS",
     "NoiseSchedule",
@@ -35,6 +50,8 @@ __all__ = [
     "classifier_free_guidance",
     "diffusion_loss",
     "dynamic_threshold",
+    "make_sigma_levels",
+    "make_solver_timesteps",
     "make_timesteps",
     "min_snr_weight",
     "mix_conditioning",
@@ -43,6 +60,8 @@ __all__ = [
     "sample_ddim",
     "sample_ddpm",
     "sample_dpmpp_2m",
+    "sample_unipc",
+    "sampler_timesteps",
     "scale_conditioning",
     "static_threshold",
     "threshold_x0",

@@ -2,12 +2,15 @@
 
 :func:`denoise` is the only place where samplers call the denoiser. It (1) imposes the known region on x_t,
 (2) calls ``denoiser(x_t, t)``, (3) converts the prediction to ``(x0_hat, eps_hat)``, (4) thresholds x0_hat and
-recomputes eps_hat from it, and (5) reports progress. The update rules in :mod:`vidiff.diffusion.samplers` only
+recomputes eps_hat from it, and (5) reports progress. Samplers that step through noise levels between the
+training timesteps (Karras / exponential sigmas) pass the level's alpha-bar; the model is told the nearest
+timestep and everything else uses the level. The update rules in :mod:`vidiff.diffusion.samplers` only
 see ``(x0_hat, eps_hat)``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,19 +108,40 @@ class SamplingHooks:
         )
 
     def impose_known(
-        self, x: torch.Tensor, t: int, schedule: NoiseSchedule, generator: Generators
+        self,
+        x: torch.Tensor,
+        t: int,
+        schedule: NoiseSchedule,
+        generator: Generators,
+        alpha_bar: float | None = None,
     ) -> torch.Tensor:
-        """x_t with its known elements replaced by ``known`` noised to step t (or clean, see ``known_noised``)."""
+        """x_t with its known elements replaced by ``known`` noised to step t, or to the level ``alpha_bar`` when
+        given (or clean, see ``known_noised``)."""
         if self.known is None:
             return x
-        content = (
-            schedule.q_sample(self.known, t, randn_like(x, generator)) if self.known_noised else self.known
-        )
+        if not self.known_noised:
+            content = self.known
+        elif alpha_bar is None:
+            content = schedule.q_sample(self.known, t, randn_like(x, generator))
+        else:
+            content = math.sqrt(alpha_bar) * self.known + math.sqrt(1 - alpha_bar) * randn_like(x, generator)
         return torch.where(self.known_mask, content, x)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """The final sample with its known elements set exactly to ``known``."""
         return x if self.known is None else torch.where(self.known_mask, self.known, x)
+
+
+def x0_eps_at_level(
+    pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`NoiseSchedule.to_x0_eps` at a noise level ``alpha_bar`` in (0, 1) instead of a training timestep."""
+    sa, s1a = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+    if prediction == "eps":
+        return (x_t - s1a * pred) / sa, pred
+    if prediction == "x0":
+        return pred, (x_t - sa * pred) / s1a
+    return sa * x_t - s1a * pred, s1a * x_t + sa * pred
 
 
 def denoise(
@@ -129,6 +153,7 @@ def denoise(
     generator: Generators,
     step_index: int,
     total: int,
+    alpha_bar: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One model evaluation at timestep ``t`` (the same for the whole batch).
 
@@ -141,21 +166,30 @@ def denoise(
         generator: Source of the known region's fresh noise (see :func:`randn_like`).
         step_index: 0-based index of this step, for the callback.
         total: Number of steps of the run, for the callback.
+        alpha_bar: The noise level x_t is at when it is not the schedule's at ``t`` (Karras / exponential
+            sigmas: ``t`` is then the timestep the model is told); None for ``alphas_cumprod[t]``.
 
     Returns:
         ``(x_t, x0_hat, eps_hat)`` where x_t carries the imposed known region.
     """
-    x = hooks.impose_known(x, t, schedule, generator)  # 1. known region
+    x = hooks.impose_known(x, t, schedule, generator, alpha_bar)  # 1. known region
     t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     pred = denoiser(x, t_batch)  # 2. model
     if pred.shape != x.shape:
         raise ValueError(
             f"denoiser output must have the shape of x_t: expected {tuple(x.shape)}, got {tuple(pred.shape)}"
         )
-    x0, eps = schedule.to_x0_eps(pred.to(x.dtype), x, t, hooks.prediction)  # 3. (x0_hat, eps_hat)
+    pred = pred.to(x.dtype)
+    if alpha_bar is None:  # 3. (x0_hat, eps_hat)
+        x0, eps = schedule.to_x0_eps(pred, x, t, hooks.prediction)
+    else:
+        x0, eps = x0_eps_at_level(pred, x, alpha_bar, hooks.prediction)
     if hooks.threshold is not None:  # 4. thresholding, eps_hat consistent with the new x0_hat
         x0 = threshold_x0(x0, hooks.threshold, hooks.dynamic_percentile)
-        eps = schedule.predict_eps(x, t, x0)
+        if alpha_bar is None:
+            eps = schedule.predict_eps(x, t, x0)
+        else:
+            eps = x0_eps_at_level(x0, x, alpha_bar, "x0")[1]
     if hooks.callback is not None:  # 5. progress
         hooks.callback(step_index, total, x, x0)
     return x, x0, eps

@@ -19,33 +19,77 @@ import torch
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.diffusion.hooks import Callback, Generators, SamplingHooks, check_generator, denoise, randn_like
 from vidiff.diffusion.schedule import NoiseSchedule
-from vidiff.diffusion.spacing import make_timesteps
+from vidiff.diffusion.spacing import SPACINGS, make_sigma_levels, make_solver_timesteps, make_timesteps
 from vidiff.diffusion.utils import check_choice, check_same_shape
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_exponential", "unipc")
+SIGMA_SPACED = {"dpmpp_2m_karras": "karras", "dpmpp_2m_exponential": "exponential"}
+
+
+def sampler_timesteps(
+    schedule: NoiseSchedule, sampler: str, steps: int, spacing: str = "leading", steps_offset: int = 0
+) -> tuple[list[int], list[float] | None]:
+    """The timesteps ``sampler`` visits, by the rule of the diffusers scheduler it reproduces.
+
+    ``ddpm`` / ``ddim``: :func:`make_timesteps` (``DDIMScheduler``). ``dpmpp_2m`` / ``unipc``:
+    :func:`make_solver_timesteps` (``DPMSolverMultistepScheduler`` / ``UniPCMultistepScheduler``).
+    ``dpmpp_2m_karras`` / ``dpmpp_2m_exponential``: :func:`make_sigma_levels` (``use_karras_sigmas`` /
+    ``use_exponential_sigmas``; ``spacing`` and ``steps_offset`` do not apply, as in diffusers).
+
+    Returns:
+        ``(timesteps, levels)``: the model's timesteps and, for the sigma-spaced samplers, the alpha-bar of each
+        step (None otherwise: the schedule's alpha-bars at the timesteps).
+    """
+    check_choice("sampler", sampler, SAMPLERS)
+    if sampler in SIGMA_SPACED:
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= schedule.num_timesteps:
+            raise ValueError(
+                f"steps must be an int in [1, num_timesteps={schedule.num_timesteps}]; got {steps!r}"
+            )
+        return make_sigma_levels(schedule.alphas_cumprod_f64.tolist(), steps, SIGMA_SPACED[sampler])
+    rule = make_timesteps if sampler in ("ddpm", "ddim") else make_solver_timesteps
+    return rule(schedule.num_timesteps, steps, spacing, steps_offset), None
 
 
 def _prepare(
-    x: torch.Tensor, schedule: NoiseSchedule, timesteps: Sequence[int], hooks: SamplingHooks | None
-) -> tuple[list[int], SamplingHooks]:
-    """Checks a sampler's arguments; returns the timesteps as ints and the validated hooks."""
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    hooks: SamplingHooks | None,
+    alphas_cumprod: Sequence[float] | None = None,
+) -> tuple[list[int], list[float], SamplingHooks]:
+    """Checks a sampler's arguments; returns the timesteps as ints, the noise level (alpha-bar) of each step and
+    the validated hooks. With ``alphas_cumprod`` (levels between timesteps), timesteps may repeat."""
     if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim >= 1):
         raise ValueError(
             f"noise must be a floating-point tensor (b, ...); got {type(x).__name__} {getattr(x, 'shape', '')}"
         )
     ts = [int(t) for t in timesteps]
-    if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or any(a <= b for a, b in pairwise(ts)):
+    strict = alphas_cumprod is None
+    order_ok = all(a > b if strict else a >= b for a, b in pairwise(ts))
+    if not ts or ts[0] >= schedule.num_timesteps or ts[-1] < 0 or not order_ok:
         raise ValueError(
-            f"timesteps must be non-empty, strictly decreasing and in [0, {schedule.num_timesteps - 1}]; got {ts}"
+            f"timesteps must be non-empty, {'strictly decreasing' if strict else 'non-increasing'} "
+            f"and in [0, {schedule.num_timesteps - 1}]; got {ts}"
         )
+    if alphas_cumprod is None:
+        levels = [float(schedule.alphas_cumprod_f64[t]) for t in ts]
+    else:
+        levels = [float(a) for a in alphas_cumprod]
+        increasing = all(a < b for a, b in pairwise(levels))
+        if len(levels) != len(ts) or not all(0 < a < 1 for a in levels) or not increasing:
+            raise ValueError(
+                f"alphas_cumprod must hold one strictly increasing level in (0, 1) per timestep ({len(ts)}); "
+                f"got {levels}"
+            )
     hooks = (hooks or SamplingHooks()).validate(x)
-    if hooks.prediction == "eps" and float(schedule.alphas_cumprod_f64[ts[0]]) == 0:
+    if hooks.prediction == "eps" and levels[0] == 0:
         raise ValueError(
             f"prediction='eps' is undefined at t={ts[0]} where alphas_cumprod is 0 (zero terminal SNR): "
             "x_t is pure noise there, so eps says nothing about x0. Use a v- or x0-prediction model, or a spacing "
             "that does not start at the last timestep."
         )
-    return ts, hooks
+    return ts, levels, hooks
 
 
 @torch.no_grad()
@@ -64,7 +108,7 @@ def sample_ddpm(
     ``SpacedDiffusion``); each step draws ``x_s ~ q(x_s | x_t, x0_hat)`` with the posterior variance ("fixed small"),
     and the last step returns the posterior mean, which is x0_hat.
     """
-    ts, hooks = _prepare(x, schedule, timesteps, hooks)
+    ts, _, hooks = _prepare(x, schedule, timesteps, hooks)
     spaced = schedule.respace(ts)  # step j of `spaced` is the j-th smallest of ts
     total = len(ts)
     for i, t in enumerate(ts):
@@ -95,7 +139,7 @@ def sample_ddim(
     """
     if not eta >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
-    ts, hooks = _prepare(x, schedule, timesteps, hooks)
+    ts, _, hooks = _prepare(x, schedule, timesteps, hooks)
     ab = schedule.alphas_cumprod_f64
     total = len(ts)
     for i, t in enumerate(ts):
@@ -118,6 +162,14 @@ def _log_snr_half(a: float) -> float:
     return -math.inf if a == 0 else 0.5 * (math.log(a) - math.log1p(-a))
 
 
+def _data_step(x: torch.Tensor, a_s: float, a_t: float, d: torch.Tensor) -> torch.Tensor:
+    """The exponential-integrator step of data-prediction solvers from level a_s to a_t (a_t < 1):
+    ``x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D``, ``h = lambda_t - lambda_s`` (DPM-Solver++'s
+    first-order update). D = x0_hat is DDIM; DPM-Solver++(2M) and UniPC pass their corrected D."""
+    h = _log_snr_half(a_t) - _log_snr_half(a_s)
+    return math.sqrt((1 - a_t) / (1 - a_s)) * x - math.sqrt(a_t) * math.expm1(-h) * d
+
+
 @torch.no_grad()
 def sample_dpmpp_2m(
     denoiser: Denoiser,
@@ -125,26 +177,35 @@ def sample_dpmpp_2m(
     schedule: NoiseSchedule,
     timesteps: Sequence[int],
     *,
+    alphas_cumprod: Sequence[float] | None = None,
     generator: Generators = None,
     hooks: SamplingHooks | None = None,
 ) -> torch.Tensor:
-    """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as k-diffusion's ``sample_dpmpp_2m``.
+    """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2 (multistep, data prediction), as diffusers'
+    ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)`` (midpoint, final sigma 0) and
+    k-diffusion's ``sample_dpmpp_2m``.
 
     ``x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D`` with ``h = lambda_s - lambda_t``, ``D = x0_hat`` on the
     first step and ``D = (1 + 1/(2r)) x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h``, afterwards; the final step
-    to clean data is first order (sigma_s = 0 gives x_s = x0_hat). ``generator`` only feeds the known-region hook.
+    to clean data is first order (sigma_s = 0 gives x_s = x0_hat). diffusers' ``lower_order_final`` changes nothing
+    more at order 2. :func:`sample` passes diffusers' DPM-Solver timesteps (:func:`sampler_timesteps`).
+    ``generator`` only feeds the known-region hook.
+
+    Args:
+        alphas_cumprod: The level of each step when it lies between training timesteps (Karras / exponential
+            sigmas, :func:`vidiff.diffusion.spacing.make_sigma_levels`); the model is then told ``timesteps``.
+            None: the schedule's alpha-bars at ``timesteps``.
     """
-    ts, hooks = _prepare(x, schedule, timesteps, hooks)
-    ab = schedule.alphas_cumprod_f64
+    ts, levels, hooks = _prepare(x, schedule, timesteps, hooks, alphas_cumprod)
     total = len(ts)
     x0_prev, h_prev = None, None
     for i, t in enumerate(ts):
-        x, x0, _ = denoise(denoiser, x, t, schedule, hooks, generator, i, total)
+        level = None if alphas_cumprod is None else levels[i]
+        x, x0, _ = denoise(denoiser, x, t, schedule, hooks, generator, i, total, level)
         if i + 1 == total:
             x = x0  # final step to sigma_s = 0: first order, x_s = x0_hat
             break
-        a_t, a_s = float(ab[t]), float(ab[ts[i + 1]])
-        alpha_s, sigma_s, sigma_t = math.sqrt(a_s), math.sqrt(1 - a_s), math.sqrt(1 - a_t)
+        a_t, a_s = levels[i], levels[i + 1]
         # 1. step size in log-SNR, h_i = lambda_{t_i} - lambda_{t_{i-1}}
         h = _log_snr_half(a_s) - _log_snr_half(a_t)
         # 2. D_i: first order on the first step, else the second-order multistep combination (r_i = h_{i-1} / h_i)
@@ -154,8 +215,86 @@ def sample_dpmpp_2m(
             c = 1 / (2 * (h_prev / h))  # 0 when h_prev is inf (zero-terminal-SNR first step)
             d = (1 + c) * x0 - c * x0_prev
         # 3. x_{t_i} = sigma_{t_i}/sigma_{t_{i-1}} x - alpha_{t_i} (e^{-h_i} - 1) D_i
-        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * d
+        x = _data_step(x, a_t, a_s, d)
         x0_prev, h_prev = x0, h
+    return hooks.finish(x)
+
+
+def _unipc_b(h: float) -> tuple[float, float]:
+    """UniPC's b_1, b_2 (Zhao et al. 2023, with B(h) = e^{hh} - 1, "bh2"), data prediction (hh = -h):
+    ``b_k = k! g_k / B(h)`` with ``g_1 = (e^hh - 1) / hh - 1`` and ``g_2 = g_1 / hh - 1/2`` (g_k = hh phi_{k+1}(hh))."""
+    hh = -h
+    b_h = math.expm1(hh)
+    g1 = b_h / hh - 1
+    g2 = g1 / hh - 0.5
+    return g1 / b_h, 2 * g2 / b_h
+
+
+def _unipc_d(
+    lambdas: Sequence[float], outputs: Sequence[torch.Tensor], x0_t: torch.Tensor | None
+) -> torch.Tensor:
+    """UniPC's D = ``x0_hat_s0 + sum_k rho_k D_k`` for the step from s0 to t, ``lambdas = [(lambda_s1,) lambda_s0,
+    lambda_t]`` and ``outputs = [(x0_hat_s1,) x0_hat_s0]``.
+
+    ``x0_t`` is x0_hat at t for the corrector UniC, None for the predictor UniP. With one output: UniP-1 (D =
+    x0_hat_s0, DDIM) and UniC-1 (rho = 1/2 on x0_hat_t - x0_hat_s0). With two: UniP-2 (rho = 1/2 on
+    D_1 = (x0_hat_s1 - x0_hat_s0) / r_1, which is DPM-Solver++(2M)) and UniC-2 (rho solves
+    ``[[1, 1], [r_1, 1]] rho = [b_1, b_2]``), ``r_1 = (lambda_s1 - lambda_s0) / h``, ``h = lambda_t - lambda_s0``.
+    """
+    m0 = outputs[-1]
+    if len(outputs) == 1:
+        return m0 if x0_t is None else m0 + 0.5 * (x0_t - m0)
+    lam_s1, lam_s0, lam_t = lambdas
+    h = lam_t - lam_s0
+    r1 = (lam_s1 - lam_s0) / h  # negative; -inf after a zero-terminal-SNR first level (then rho_1 = 0)
+    d1 = (outputs[-2] - m0) * (1 / r1)
+    if x0_t is None:
+        return m0 + 0.5 * d1
+    b1, b2 = _unipc_b(h)
+    rho1 = (b1 - b2) / (1 - r1)
+    return m0 + rho1 * d1 + (b1 - rho1) * (x0_t - m0)
+
+
+@torch.no_grad()
+def sample_unipc(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    *,
+    alphas_cumprod: Sequence[float] | None = None,
+    generator: Generators = None,
+    hooks: SamplingHooks | None = None,
+) -> torch.Tensor:
+    """UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion
+    Models"), order 2, B(h) = e^h - 1 ("bh2"), data prediction: diffusers' ``UniPCMultistepScheduler`` defaults.
+
+    Each step evaluates the model once at the predicted x_i; the corrector UniC then refines x_i with that
+    evaluation (no extra model call) and the predictor UniP steps from the refined x_i with it. Orders ramp up
+    (1 on the first step, 2 afterwards) and the final step to clean data is first order (x_0 = x0_hat), as
+    ``lower_order_final`` does. Every step is :func:`_data_step` with UniPC's D (:func:`_unipc_d`).
+
+    Args:
+        alphas_cumprod: As for :func:`sample_dpmpp_2m`.
+    """
+    ts, levels, hooks = _prepare(x, schedule, timesteps, hooks, alphas_cumprod)
+    total = len(ts)
+    lambdas = [_log_snr_half(a) for a in levels]
+    outputs: list[torch.Tensor] = []  # x0_hat of the last two steps
+    x_prev = x
+    for i, t in enumerate(ts):
+        level = None if alphas_cumprod is None else levels[i]
+        x, x0, _ = denoise(denoiser, x, t, schedule, hooks, generator, i, total, level)
+        if i + 1 == total:
+            x = x0  # final step to clean data: first order, x_0 = x0_hat (a correction of x_i would not enter)
+            break
+        if i > 0:  # 1. corrector UniC: x_i again from x_{i-1}, now with x0_hat_i (no extra model call)
+            d = _unipc_d(lambdas[i - len(outputs) : i + 1], outputs, x0)
+            x = _data_step(x_prev, levels[i - 1], levels[i], d)
+        outputs = [*outputs[-1:], x0]
+        # 2. predictor UniP from the corrected x_i
+        d = _unipc_d(lambdas[i + 1 - len(outputs) : i + 2], outputs, None)
+        x_prev, x = x, _data_step(x, levels[i], levels[i + 1], d)
     return hooks.finish(x)
 
 
@@ -188,11 +327,13 @@ def sample(
             and guidance around the model with :func:`vidiff.diffusion.classifier_free_guidance` or a closure.
         noise: Standard normal noise ``(b, ...)``: images ``(b, c, h, w)``, videos ``(b, t, c, h, w)``.
         schedule: The schedule the model was trained with.
-        sampler: ``"ddpm"`` (ancestral), ``"ddim"`` or ``"dpmpp_2m"``.
+        sampler: ``"ddpm"`` (ancestral), ``"ddim"``, ``"dpmpp_2m"``, ``"dpmpp_2m_karras"``,
+            ``"dpmpp_2m_exponential"`` or ``"unipc"`` (docs/sampling.md has a table).
         steps: Number of sampling steps (model evaluations), 1 <= steps <= num_timesteps.
         eta: DDIM's eta (0 = deterministic); only for ``sampler="ddim"``.
         prediction: What the denoiser predicts: ``"eps"``, ``"x0"`` or ``"v"``.
-        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"`` (diffusers' meanings).
+        spacing: ``"leading"``, ``"trailing"`` or ``"linspace"``, with the meaning of the diffusers scheduler each
+            sampler follows (:func:`sampler_timesteps`); ignored by the Karras / exponential samplers.
         generator: Source of every random draw (DDPM / DDIM noise, known-region noise): one ``torch.Generator``,
             or a list of one per sample so that each sample's draws do not depend on the rest of the batch.
         steps_offset: diffusers' ``steps_offset`` for leading spacing.
@@ -213,7 +354,8 @@ def sample(
     check_choice("sampler", sampler, SAMPLERS)
     if not (isinstance(noise, torch.Tensor) and noise.is_floating_point() and noise.ndim >= 1):
         raise ValueError(f"noise must be a floating-point tensor (b, ...); got {type(noise).__name__}")
-    timesteps = make_timesteps(schedule.num_timesteps, steps, spacing, steps_offset)
+    check_choice("spacing", spacing, SPACINGS)
+    timesteps, levels = sampler_timesteps(schedule, sampler, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")
     check_generator(generator, noise.shape[0])
@@ -235,9 +377,14 @@ def sample(
             return hooks.finish(init.clone())
         if kept < steps:
             timesteps = timesteps[steps - kept :]
-            x = schedule.q_sample(init, timesteps[0], noise)  # SDEdit: destroy the image down to t_start
+            if levels is None:
+                x = schedule.q_sample(init, timesteps[0], noise)  # SDEdit: destroy the image down to t_start
+            else:
+                levels = levels[steps - kept :]
+                x = math.sqrt(levels[0]) * init + math.sqrt(1 - levels[0]) * noise
     if sampler == "ddpm":
         return sample_ddpm(denoiser, x, schedule, timesteps, generator=generator, hooks=hooks)
     if sampler == "ddim":
         return sample_ddim(denoiser, x, schedule, timesteps, eta=eta, generator=generator, hooks=hooks)
-    return sample_dpmpp_2m(denoiser, x, schedule, timesteps, generator=generator, hooks=hooks)
+    solver = sample_unipc if sampler == "unipc" else sample_dpmpp_2m
+    return solver(denoiser, x, schedule, timesteps, alphas_cumprod=levels, generator=generator, hooks=hooks)

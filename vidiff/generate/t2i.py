@@ -257,7 +257,7 @@ class TextToImage:
             strength: with ``init_image``: in [0, 1], 0 returns the (reconstructed) image, 1 starts from noise
                 (default 0.8 for image-to-image, 1 for inpainting).
             mask: ``(h, w)`` (or batched) in [0, 1], 1 where to repaint; needs ``init_image`` of the same size.
-            sampler: ``ddpm``, ``ddim`` or ``dpmpp_2m``.
+            sampler: a name of :data:`vidiff.diffusion.SAMPLERS` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
             steps: sampling steps.
             eta: DDIM eta.
             spacing: timestep spacing (``leading``, ``trailing``, ``linspace``).

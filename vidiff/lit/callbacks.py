@@ -170,7 +170,7 @@ class SampleVideos(Callback):
     Args:
         every_n_validations: sample at every n-th validation.
         num_videos: videos per validation.
-        sampler: ``ddpm``, ``ddim`` or ``dpmpp_2m``.
+        sampler: a name of :data:`vidiff.diffusion.SAMPLERS` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
         steps: sampling steps.
         guidance_scale: classifier-free guidance scale (text-conditioned models).
         fps: frame rate of the mp4 files.
