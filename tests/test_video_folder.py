@@ -311,3 +311,61 @@ def test_rebuild_index_recounts_every_file(folder, monkeypatch):
     assert calls == []  # cached
     VideoFolder(folder, image_size=16, rebuild_index=True)
     assert len(calls) == 5  # every video file, the undecodable ones too
+
+
+def _smooth_video(path: Path, n: int, h: int, w: int) -> None:
+    """Smooth gradients and a soft blob moving across (encoded near-losslessly): resizes of it are comparable."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for f in range(n):
+        cx, cy = w * (0.3 + 0.05 * f), h * 0.5
+        blob = np.exp(-(((xx - cx) / (0.15 * w)) ** 2 + ((yy - cy) / (0.15 * h)) ** 2))
+        frame = np.stack([200 * xx / w + 20, 200 * yy / h + 20, 60 + 180 * blob], -1)
+        frames.append(frame.clip(0, 255).astype(np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=10, codec="libx264", macro_block_size=8, output_params=["-crf", "0"]) as wr:
+        for frame in frames:
+            wr.append_data(frame)
+
+
+def test_decode_size_closed_forms():
+    assert decode.decode_size(2160, 3840, 64) == (72, 128)  # 4K into 64x64: 128 wide, the aspect kept
+    assert decode.decode_size(256, 256, 32) == (32, 32)
+    assert decode.decode_size(192, 320, 32) == (38, 64)  # the width a multiple of 32, shorter side >= 32
+    assert decode.decode_size(64, 64, 32) is None  # at most twice the target: decoded at full size
+    assert decode.decode_size(24, 32, 8) is None  # the target width would not be smaller than a multiple of 32
+
+
+def test_big_videos_are_decoded_at_the_target_size(tmp_path, monkeypatch, caplog):
+    _smooth_video(tmp_path / "big.mp4", 8, 256, 256)
+    asked = []
+    real_reader = decode._decord_reader
+
+    def spy(path, size=None):
+        asked.append(size)
+        return real_reader(path, size)
+
+    monkeypatch.setattr(decode, "_decord_reader", spy)
+    ds = VideoFolder(tmp_path, image_size=32, sampler=FrameMaskSampler(4), cache_index=False, backend="decord")
+    with caplog.at_level(logging.WARNING):
+        sample = ds[(0, 0)]
+    assert (32, 32) in asked  # the decoder scales while decoding: no 256x256 frame of the sample is made
+    assert "decoded at full size" not in caplog.text
+    n = int(sample["valid"].sum())
+    idx = sample["source_idx"][:n].tolist()
+    full = torch.from_numpy(decode.read_frames(tmp_path / "big.mp4", idx, "ffmpeg")).permute(0, 3, 1, 2)
+    expected = resize_center_crop(full.float() / 127.5 - 1, 32).clamp(-1, 1)
+    diff = (sample["video"][:n] - expected).abs()
+    assert sample["video"].shape[-2:] == (32, 32)
+    assert diff.mean() < 0.02 and diff.max() < 0.15, (diff.mean(), diff.max())
+
+
+def test_big_videos_decoded_at_full_size_are_named_once(tmp_path, caplog):
+    _smooth_video(tmp_path / "big.mp4", 8, 256, 256)
+    ds = VideoFolder(tmp_path, image_size=32, sampler=FrameMaskSampler(4), cache_index=False, backend="ffmpeg")
+    with caplog.at_level(logging.WARNING):
+        first, again = ds[(0, 0)], ds[(1, 0)]
+    warnings = [r.getMessage() for r in caplog.records if "decoded at full size" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("big.mp4: 256x256 frames are decoded at full size for 32x32")
+    assert "MB" in warnings[0] and "scale=-2:64" in warnings[0]
+    assert first["video"].shape == again["video"].shape == (4, 3, 32, 32)

@@ -8,6 +8,10 @@ Two families of subcommands share one entry point:
   subcommand living in its own module under :mod:`vidiff.commands`. Each such module exposes
   ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int | None``. Modules are imported only
   when their command runs, so ``vidiff --help`` stays fast.
+
+A :class:`vidiff.io.errors.FileFault` (a full disk, a dead encoder, an unsafe or corrupt checkpoint) raised by any
+command, also one wrapped by Lightning or jsonargparse, ends the command with one line ``vidiff COMMAND: error:
+...`` on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -65,15 +69,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vidiff {__version__}")
         return 0
     name = argv[0]
+    if name not in LIGHTNING_COMMANDS and name not in COMMANDS:
+        known = ", ".join(list(LIGHTNING_COMMANDS) + sorted(COMMANDS))
+        print(f"vidiff: unknown command {name!r}; choose one of: {known}", file=sys.stderr)
+        return 2
+    try:
+        return _run(name, argv)
+    except BaseException as err:  # a file fault (full disk, unsafe checkpoint ...) ends in one line
+        from vidiff.io.errors import find_fault  # lazily: `vidiff --help` must not import torch
+
+        fault = find_fault(err)
+        if fault is None:
+            raise
+        print(f"vidiff {name}: error: {fault}", file=sys.stderr)
+        return 2
+
+
+def _run(name: str, argv: list[str]) -> int:
+    """Run one subcommand (``argv[0]`` is its name)."""
     if name in LIGHTNING_COMMANDS:
         from vidiff.lit.cli import run_lightning_cli
 
         run_lightning_cli(argv)
         return 0
-    if name not in COMMANDS:
-        known = ", ".join(list(LIGHTNING_COMMANDS) + sorted(COMMANDS))
-        print(f"vidiff: unknown command {name!r}; choose one of: {known}", file=sys.stderr)
-        return 2
     module = importlib.import_module(COMMANDS[name])
     parser = argparse.ArgumentParser(prog=f"vidiff {name}", description=module.HELP)
     module.add_arguments(parser)

@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidiff.io.atomic import atomic_path, write_json_atomic
+from vidiff.io.errors import reading, writing
 from vidiff.long_video import Item, NetFn, SamplerSettings, StageRunner, group_items
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,16 @@ def _save_state(state_dir: Path, frames: torch.Tensor, next_wave: int, signature
     from safetensors.torch import save_file
 
     meta = {"next_wave": str(next_wave), "signature": signature}
-    with atomic_path(state_dir / STATE_TENSORS) as tmp:
+    path = state_dir / STATE_TENSORS
+    kept = (
+        f"the previous state in {path} is intact; free space and rerun with --resume"
+        if path.is_file()
+        else "no state was saved yet; free space and run again"
+    )
+    with atomic_path(path) as tmp, writing(path, kept):
         save_file({"frames": frames.detach().cpu().contiguous()}, str(tmp), metadata=meta)
-    write_json_atomic(state_dir / STATE_JSON, {"next_wave": next_wave, "signature": json.loads(signature)})
+    with writing(state_dir / STATE_JSON, f"the state in {path} is saved; free space and rerun with --resume"):
+        write_json_atomic(state_dir / STATE_JSON, {"next_wave": next_wave, "signature": json.loads(signature)})
 
 
 def _load_state(state_dir: Path, signature: str) -> tuple[torch.Tensor, int] | None:
@@ -137,14 +145,17 @@ def _load_state(state_dir: Path, signature: str) -> tuple[torch.Tensor, int] | N
     path = state_dir / STATE_TENSORS
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
+    with reading(path, "sampling state", "delete it (or run without --resume) to sample afresh"), safe_open(
+        str(path), framework="pt"
+    ) as f:
         meta = f.metadata() or {}
-        if meta.get("signature") != signature:
-            raise ValueError(
-                f"resume: {path} was written by a run with other settings; "
-                "use the same settings (or another --out) to resume"
-            )
-        return f.get_tensor("frames"), int(meta["next_wave"])
+        frames = f.get_tensor("frames") if meta.get("signature") == signature else None
+    if frames is None:
+        raise ValueError(
+            f"resume: {path} was written by a run with other settings; "
+            "use the same settings (or another --out) to resume"
+        )
+    return frames, int(meta["next_wave"])
 
 
 def _stage_observed(stage: Any, available: Sequence[int], frames: torch.Tensor, max_frames: int) -> tuple[int, ...]:

@@ -66,6 +66,13 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     if args.save_videos < 0:
         raise ValueError(f"--save-videos: expected >= 0, got {args.save_videos}")
     model = load_sampling_model(args.ckpt, args.device)
+    if args.i3d is not None and Path(args.i3d).is_file():  # an unsafe or wrong I3D file fails now, not after sampling
+        from vidiff.metrics import load_i3d
+
+        try:
+            load_i3d(args.i3d)
+        except ValueError as err:
+            raise ValueError(f"--i3d: {str(err).removeprefix('path: ')}") from err
     world = checkpoint_world_settings(args.ckpt, model.image_shape[1])
     cfg = EvalConfig(
         task=args.task, num_videos=args.num_videos, scheme=args.scheme, sampler=args.sampler, steps=args.steps,

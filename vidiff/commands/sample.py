@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
     """The :class:`vidiff.sample.VideoModel` of a checkpoint; bad files raise ValueError naming ``--ckpt``."""
+    from vidiff.io.errors import FileFault
     from vidiff.lit import load_model
     from vidiff.sample import VideoModel
 
@@ -80,6 +81,8 @@ def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
         raise FileNotFoundError(f"--ckpt: no checkpoint file at {ckpt!r}")
     try:
         module = load_model(ckpt, device=device)
+    except FileFault as err:  # already one line naming the file; name the option too
+        raise type(err)(f"--ckpt: {err}") from err
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise ValueError(f"--ckpt: {ckpt} does not hold a usable vidiff model ({err})") from err
     except Exception as err:  # unpickling garbage raises assorted types
@@ -207,6 +210,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         write_png_strip,
         write_video,
     )
+    from vidiff.io.atomic import sweep_temporaries
     from vidiff.long_video import SamplerSettings
     from vidiff.sample import sample_long_videos
     from vidiff.schemes import plan
@@ -225,6 +229,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
     out = Path(args.out)
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
+        sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
         device = torch.device(args.device)
         if given is not None:
             with torch.no_grad():
@@ -240,9 +245,10 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         run_settings.update(scheme=scheme, max_frames=max_frames, stages=len(stages), given_frames=n_given,
                             seconds=round(seconds, 2), image_shape=list(model.image_shape))
         items = []
+        kept = f"the sampled frames are kept in {out / 'state'}; free space and rerun with --resume"
         for i, video in enumerate(videos):
             stem = f"video_{i:03d}"
-            write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality)
+            write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality, kept=kept)
             if args.gif:
                 write_gif(out / f"{stem}.gif", video, fps=args.fps)
             if args.png_strip:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,11 +59,12 @@ def _no_decoder() -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- decord
-def _decord_reader(path: str):
+def _decord_reader(path: str, size: tuple[int, int] | None = None):
     import decord
 
+    shape = {} if size is None else {"height": int(size[0]), "width": int(size[1])}
     try:
-        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, **shape)
     except Exception as err:  # decord raises RuntimeError / DECORDError with C++ messages
         raise DecodeError(
             f"{path}: decord cannot open it ({type(err).__name__}: {str(err).splitlines()[0]})"
@@ -86,8 +88,8 @@ def _decord_count(path: str) -> int:
     return count
 
 
-def _decord_read(path: str, indices: Sequence[int]) -> np.ndarray:
-    reader = _decord_reader(path)
+def _decord_read(path: str, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+    reader = _decord_reader(path, size)
     try:
         frames = reader.get_batch(list(indices)).asnumpy()
     except Exception as err:
@@ -121,7 +123,7 @@ def _pyav_count(path: str) -> int:
     return sum(1 for _ in _pyav_frames(path))
 
 
-def _pyav_read(path: str, indices: Sequence[int]) -> np.ndarray:
+def _pyav_read(path: str, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
     wanted = {int(i) for i in indices}
     last = max(wanted)
     found: dict[int, np.ndarray] = {}
@@ -162,7 +164,7 @@ def _ffmpeg_count(path: str) -> int:
     return sum(1 for _ in _ffmpeg_frames(path))
 
 
-def _ffmpeg_read(path: str, indices: Sequence[int]) -> np.ndarray:
+def _ffmpeg_read(path: str, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
     wanted = {int(i) for i in indices}
     last, found = max(wanted), {}
     frames = _ffmpeg_frames(path)
@@ -205,7 +207,7 @@ def _pillow_count(path: str) -> int:
     return count
 
 
-def _pillow_read(path: str, indices: Sequence[int]) -> np.ndarray:
+def _pillow_read(path: str, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
     image = _pillow_image(path)
     frames = {}
     try:
@@ -256,8 +258,44 @@ def count_frames(path: str | Path, backend: str = "auto") -> int:
     return _first_success({k: nonzero(f) for k, f in _COUNT.items()}, path, backend)
 
 
-def read_frames(path: str | Path, indices: Sequence[int], backend: str = "auto") -> np.ndarray:
+def decode_size(height: int, width: int, image_size: int) -> tuple[int, int] | None:
+    """The ``(h, w)`` to ask the decoder for when frames of ``height x width`` end up ``image_size`` square, or
+    None to decode at full size.
+
+    Only files whose shorter side is over twice ``image_size`` are decoded smaller: at the aspect ratio of the
+    file, the shorter side at least ``image_size``, the width a multiple of 32 (decord 0.6 mis-reads rows whose
+    byte length is not a multiple of 32). :func:`~vidiff.data.video_folder.resize_center_crop` finishes the
+    resize and crop.
+    """
+    if min(height, width) <= 2 * image_size:
+        return None
+    scale = image_size / min(height, width)
+    dw = max(32, math.ceil(width * scale / 32) * 32)
+    dh = max(image_size, round(height * dw / width))
+    return None if dw >= width or dh >= height else (dh, dw)
+
+
+def frame_size(path: str | Path, backend: str = "auto") -> tuple[int, int]:
+    """``(h, w)`` of the frames of ``path`` (decodes its first frame).
+
+    Raises:
+        DecodeError: no backend can decode the first frame.
+    """
+    return tuple(read_frames(path, [0], backend).shape[1:3])
+
+
+def read_frames(
+    path: str | Path, indices: Sequence[int], backend: str = "auto", size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Frames ``indices`` (k,) of ``path`` -> (k, h, w, 3) uint8 RGB.
+
+    Args:
+        path: the video file.
+        indices: frame numbers to decode.
+        backend: see :data:`BACKENDS`.
+        size: ``(h, w)`` to decode at (decord scales while decoding, with ffmpeg's scaler), e.g. from
+            :func:`decode_size`; backends that cannot (PyAV, the ffmpeg pipe, Pillow) return full-size frames, so
+            callers must accept either.
 
     Raises:
         DecodeError: no backend can decode the file or one of the frames.
@@ -268,7 +306,7 @@ def read_frames(path: str | Path, indices: Sequence[int], backend: str = "auto")
 
     def checked(read_fn):
         def read(p: str, idx: Sequence[int]) -> np.ndarray:
-            frames = read_fn(p, idx)
+            frames = read_fn(p, idx, size)
             if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] != len(idx):
                 raise DecodeError(f"{p}: expected (k={len(idx)}, h, w, 3) frames, decoded {frames.shape}")
             return frames

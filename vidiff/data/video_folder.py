@@ -3,7 +3,10 @@
 Every file is decoded once to count its frames (cached on disk, see :mod:`vidiff.data.video_index`);
 unreadable, zero-byte and too-short files are skipped with a warning naming them. ``dataset[(epoch, i)]``
 draws a frame mask (``vidiff.masks``) over the whole video (``clip_length=None``) or over a random clip,
-decodes only the chosen frames, resizes the shorter side to ``image_size`` and centre-crops.
+decodes only the chosen frames, resizes the shorter side to ``image_size`` and centre-crops. Files whose shorter
+side is over twice ``image_size`` are decoded at about the target size (decord scales while decoding,
+:func:`vidiff.data.decode.decode_size`), so a 4K file in a 64x64 folder costs what a small one does; a file that
+still decodes at full size (another backend) is named once in a warning with its cost.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch.utils.data import Dataset
 
 from vidiff.masks import FrameMaskSampler
 
-from .decode import BACKENDS, DecodeError, read_frames
+from .decode import BACKENDS, DecodeError, decode_size, frame_size, read_frames
 from .sampling import STREAM_MASK, pad_bool, pad_frame_idx, sample_generator, split_key
 from .video_index import IndexEntry, build_index, index_path
 
@@ -151,6 +154,8 @@ class VideoFolder(Dataset):
             )
         self.videos = self._usable(entries)
         self._bad: set[int] = set()
+        self._frame_sizes: dict[str, tuple[int, int]] = {}  # (h, w) of each file, probed at its first read
+        self._warned_big: set[str] = set()
 
     def _strided(self, frames: int) -> int:
         return math.ceil(frames / self.frame_stride)
@@ -254,7 +259,7 @@ class VideoFolder(Dataset):
             start = int(torch.randint(0, total - length + 1, (), generator=generator))
         mask = self.sampler(length, generator)
         source = (start + mask.frame_idx) * self.frame_stride  # frame numbers in the file
-        raw = torch.from_numpy(read_frames(self.root / rel, source.tolist(), self.backend))  # (n, h, w, 3)
+        raw = torch.from_numpy(self._read(rel, source.tolist()))  # (n, h, w, 3)
         clip = rearrange(raw, "t h w c -> t c h w").float() / 127.5 - 1.0
         clip = resize_center_crop(clip, self.image_size).clamp(-1.0, 1.0)
         k, n = self.max_frames, len(mask)
@@ -269,6 +274,26 @@ class VideoFolder(Dataset):
             "index": torch.tensor(index),
             "source_idx": torch.cat([source, torch.full((k - n,), -1, dtype=torch.long)]),
         }
+
+    def _read(self, rel: str, indices: list[int]):
+        """Frames ``indices`` of ``rel``; files much larger than ``image_size`` are decoded smaller (decord), and a
+        warning names each one that still decodes at full size, with its cost."""
+        path = self.root / rel
+        if rel not in self._frame_sizes:
+            self._frame_sizes[rel] = frame_size(path, self.backend)
+        h, w = self._frame_sizes[rel]
+        frames = read_frames(path, indices, self.backend, decode_size(h, w, self.image_size))
+        fh, fw = frames.shape[1:3]
+        if min(fh, fw) > 2 * self.image_size and rel not in self._warned_big:
+            self._warned_big.add(rel)
+            mb = len(indices) * fh * fw * 3 * 9 / 2**20  # uint8 frames, float copy, resize buffers
+            log.warning(
+                "%s: %dx%d frames are decoded at full size for %dx%d samples (~%.0f MB and a full-size resize per "
+                "sample; only decord decodes at a smaller size); to train faster, re-encode the folder smaller "
+                "(e.g. ffmpeg -i IN -vf scale=-2:%d OUT)",
+                rel, fw, fh, self.image_size, self.image_size, mb, 2 * self.image_size,
+            )
+        return frames
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """Sample for ``index`` or ``(epoch, index)``; see docs/data.md for the dict.

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidiff.io.atomic import atomic_path
+from vidiff.io.errors import writing
 from vidiff.io.frames import ArrayLike, pad_to_even, to_float, to_uint8
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def write_video(
     fps: float = 8.0,
     crf: int | None = 18,
     quality: float | None = None,
+    kept: str | None = None,
 ) -> Path:
     """Write an mp4 (libx264, yuv420p) atomically and check that it decodes to the right number of frames.
 
@@ -160,12 +162,15 @@ def write_video(
         fps: frames per second (> 0).
         crf: x264 constant rate factor, 0 (lossless) to 51 (worst); 18 is visually lossless.
         quality: imageio's 1-10 scale (10 best) used instead of ``crf`` when given.
+        kept: what a failed write leaves intact and what to do, for the error's tail (default: "nothing was
+            replaced" when ``path`` exists).
 
     Returns:
         the path written.
 
     Raises:
         RuntimeError: when the encoder leaves an empty or undecodable file, or one with the wrong frame count.
+        vidiff.io.errors.WriteFault: the disk is full or ffmpeg stopped (one line; ``path`` is left as it was).
     """
     frames = pad_to_even(to_uint8(video))
     if len(frames) == 0:
@@ -179,7 +184,9 @@ def write_video(
     path = Path(path)
     if not path.suffix:
         raise ValueError(f"path: expected a file name with a container suffix such as .mp4, got {str(path)!r}")
-    with atomic_path(path) as tmp:
+    if kept is None and path.is_file():
+        kept = f"the previous {path.name} is intact"
+    with atomic_path(path) as tmp, writing(path, kept):
         _encode_mp4(tmp, frames, float(fps), None if crf is None else int(crf), quality)
         size = tmp.stat().st_size if tmp.exists() else 0
         if size == 0:

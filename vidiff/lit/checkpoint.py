@@ -26,16 +26,31 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 
+from vidiff.io.errors import reading, writing
+
 log = logging.getLogger(__name__)
 
 
+def kept_checkpoint(path: Path) -> str:
+    """What a failed save of ``path`` leaves intact and what to do next (the tail of its one-line error)."""
+    last = path.parent / "last.ckpt"
+    previous = path if path.is_file() else last if last.is_file() else None
+    if previous is not None:
+        return f"the previous checkpoint {previous} is intact; free space and continue with --ckpt_path last"
+    return "no checkpoint was written before; free space and run again"
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj, path)`` through a temporary file in the same folder and ``os.replace``."""
+    """``torch.save(obj, path)`` through a temporary file in the same folder and ``os.replace``.
+
+    Raises:
+        vidiff.io.errors.WriteFault: the disk is full (or read-only); ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with writing(path, kept_checkpoint(path)), os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -59,6 +74,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         atomic_torch_save(checkpoint, path)
         log.debug("saved checkpoint %s", path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's load, tensors and plain data only (``weights_only`` True unless given); an unsafe or corrupt
+        file raises a one-line :class:`~vidiff.io.errors.FileFault` (``vidiff fit --ckpt_path``)."""
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        with reading(path):
+            return super().load_checkpoint(
+                path,
+                map_location=map_location or (lambda storage, loc: storage),
+                weights_only=True if weights_only is None else weights_only,
+            )
 
 
 class RunCheckpoint(ModelCheckpoint):

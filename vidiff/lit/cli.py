@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
+from vidiff.io.errors import reading
 from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
 from vidiff.lit.progress import step_progress_bar
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
@@ -70,6 +72,16 @@ class VidiffCLI(LightningCLI):
             help="fit: move the checkpoints of an earlier run in the folder to checkpoints.replaced-<time> and "
             "start afresh (without it such a fit is refused; --ckpt_path last continues the earlier run)",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads --ckpt_path's hyperparameters here with a bare torch.load; an unsafe or corrupt file
+        # must end in one line (vidiff.io.errors), so check it first (mmap: the tensors are not read)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and "://" not in str(ckpt_path) and Path(ckpt_path).is_file():
+            with reading(ckpt_path):
+                torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        super()._parse_ckpt_path()
 
     def after_instantiate_classes(self) -> None:
         model, data = self.model, self.datamodule

@@ -15,7 +15,8 @@ given by ``ckpt_path`` was read):
 :class:`~vidiff.lit.checkpoint.RunCheckpoint` also turns Lightning's version counter off, so ``last.ckpt`` is the only
 name the last checkpoint ever has. While the fit runs, rank 0 holds the run folder's lock
 (:func:`vidiff.io.lock.lock_folder`, ``<default_root_dir>/vidiff.lock``): a second `vidiff fit` into the folder
-stops at once, naming the first one.
+stops at once, naming the first one. Once the lock is held, the temporary files a killed save left in the run and
+checkpoint folders are removed (:func:`vidiff.io.atomic.sweep_temporaries`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from vidiff.io.atomic import sweep_temporaries
 from vidiff.io.lock import FolderInUseError, FolderLock, lock_folder
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ class RunFolderGuard(Callback):
                 self.lock = lock_folder(trainer.default_root_dir, what="vidiff fit")
             except FolderInUseError as err:
                 problem = str(err)
+            else:  # a killed save's temporary files; safe to remove while we hold the lock
+                sweep_temporaries(trainer.default_root_dir, *checkpoint_folders(trainer))
         problem = trainer.strategy.broadcast(problem, src=0)
         if problem is not None:
             raise SystemExit(problem)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from vidiff.io.atomic import atomic_path
+from vidiff.io.errors import reading
 
 #: ``format`` metadata value of files written by :func:`export_weights`.
 FORMAT = "vidiff-weights-1"
@@ -37,16 +38,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: a ``.safetensors`` file that is not a vidiff weights file.
+        vidiff.io.errors.FileFault: an unsafe pickle (it names Python objects to import) or a corrupt file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
     if not is_weights_file(path):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with reading(path):
+            return torch.load(path, map_location="cpu", weights_only=True)
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with safe_open(str(path), framework="pt") as f:
+    with reading(path), safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("format") != FORMAT:
         raise ValueError(
@@ -55,8 +58,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         )
     hparams = json.loads(meta["hyper_parameters"])
     hparams["ema_decay"] = None  # the file holds the averaged weights themselves
+    with reading(path):
+        state = load_file(str(path))
     return {
-        "state_dict": load_file(str(path)),
+        "state_dict": state,
         "hyper_parameters": hparams,
         "datamodule_hyper_parameters": json.loads(meta.get("datamodule_hyper_parameters", "null")),
         "global_step": int(meta.get("global_step", -1)),

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from einops import reduce
 from torch import nn
 
+from vidiff.io.errors import reading
+
 __all__ = ["ENDPOINTS", "MIN_FRAMES", "MIN_SIZE", "InceptionI3d", "load_i3d"]
 
 log = logging.getLogger(__name__)
@@ -185,11 +187,12 @@ class InceptionI3d(nn.Module):
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    with reading(path):  # unsafe or corrupt files: one line (vidiff evaluate --i3d)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidiff.io.errors import reading, writing
+
 __all__ = ["AutoencoderKL", "DiagonalGaussian", "load_autoencoder", "save_autoencoder"]
 
 
@@ -435,7 +437,8 @@ def save_autoencoder(model: AutoencoderKL, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(model.config)})
+        with writing(path):
+            save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(model.config)})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -458,15 +461,16 @@ def load_autoencoder(path: str | os.PathLike, map_location: str | torch.device =
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+        with reading(path), safe_open(str(path), framework="pt", device=str(map_location)) as f:
             meta = f.metadata() or {}
             if CONFIG_KEY not in meta:
                 raise ValueError(f"path: {path} has no '{CONFIG_KEY}' metadata (not written by save_autoencoder)")
             config = json.loads(meta[CONFIG_KEY])
             state = {k: f.get_tensor(k) for k in f.keys()}
     else:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        if "autoencoder_config" not in ckpt or "state_dict" not in ckpt:
+        with reading(path):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if not isinstance(ckpt, dict) or "autoencoder_config" not in ckpt or "state_dict" not in ckpt:
             raise ValueError(
                 f"path: {path} is not an autoencoder training checkpoint "
                 f"(expected keys 'autoencoder_config' and 'state_dict', got {sorted(ckpt)[:8]})"

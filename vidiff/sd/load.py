@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vidiff.io.errors import reading
 from vidiff.sd.configs import SD15, build_component
 from vidiff.sd.keys import COMPONENTS, ema_key, map_key
 
@@ -50,16 +51,18 @@ class StableDiffusion:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
     """The flat tensor dict of a ``.safetensors`` file or a ``.ckpt`` / ``.pt`` (``state_dict`` nesting undone).
 
-    ``.ckpt`` files are read with ``torch.load(weights_only=True)``: no code in them runs.
+    ``.ckpt`` files are read with ``torch.load(weights_only=True)``: no code in them runs; an unsafe or corrupt
+    file raises a one-line :class:`vidiff.io.errors.FileFault`.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint file at {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    with reading(path):
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     while isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         ckpt = ckpt["state_dict"]
     if not isinstance(ckpt, dict) or not all(isinstance(v, Tensor) for v in ckpt.values()):
