@@ -73,3 +73,14 @@ def test_demo_pretrained_without_the_reference_file_fails_in_one_line(tmp_path, 
     monkeypatch.setattr(vidiff.assets, "REFERENCE", tmp_path / "missing.safetensors")
     with pytest.raises(SystemExit, match="--pretrained: the reference model .* is missing"):
         main(["demo", "--pretrained", "--out", str(tmp_path / "demo")])
+
+
+def test_checkpoints_get_the_permissions_of_every_other_output(tmp_path):
+    import os
+    import stat
+
+    path = atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "a.ckpt")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, "not mkstemp's 0600"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
