@@ -91,3 +91,15 @@ def test_ckpt_path_last_without_a_checkpoint_says_a_new_run_starts(tmp_path, cap
     assert f"--ckpt_path last: no last.ckpt in {root.resolve()}/checkpoints yet; starting a new run there" in out
     assert cli.trainer.global_step == 2 and (root / "checkpoints" / "last.ckpt").is_file()
     assert not any("save_last" in str(w.message) for w in caught), "Lightning's hint does not reach the user"
+
+
+def test_predict_writes_its_videos_and_says_where(tmp_path, capsys):
+    root = tmp_path / "run"
+    _fit(root, max_steps=2)
+    ckpt = root / "checkpoints" / "last.ckpt"
+    args = tiny_cli_args(root, max_steps=2, val_every=2) + ["--trainer.limit_predict_batches", "1"]
+    run_lightning_cli(["predict", *args, "--ckpt_path", str(ckpt)])
+    folder = root / "predictions" / "step_000002"
+    videos = sorted(p.name for p in folder.glob("predict_*.mp4"))
+    assert videos and videos[0] == "predict_00.mp4"
+    assert f"vidiff predict: wrote {len(videos)} videos to {folder}/" in capsys.readouterr().out

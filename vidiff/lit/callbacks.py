@@ -240,22 +240,68 @@ class SampleVideos(Callback):
 
     def write(self, root: Path, step: int, batch: Mapping[str, Any], fake: torch.Tensor) -> Path:
         """Write the side-by-side mp4s (and captions) of one validation; returns their folder."""
-        from vidiff.io.atomic import write_text_atomic
-        from vidiff.io.video import write_video
-
         folder = root / self.folder / f"step_{step:06d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(len(fake)):
-            order = _frame_order(batch, i)
-            side = torch.cat([batch["video"][i][order], fake[i][order]], dim=-1)  # (t, c, h, 2w)
-            write_video(folder / f"sample_{i:02d}.mp4", side, fps=self.fps)
-        captions = batch.get("caption")
-        if captions and any(captions):
-            write_text_atomic(
-                folder / "captions.txt", "".join(f"sample_{i:02d}: {c}\n" for i, c in enumerate(captions))
-            )
+        write_side_by_side(folder, batch, fake, self.fps)
         log.info("step %d: wrote %d sample videos to %s", step, len(fake), folder)
         return folder
+
+
+def write_side_by_side(
+    folder: Path, batch: Mapping[str, Any], fake: torch.Tensor, fps: float, prefix: str = "sample", start: int = 0
+) -> list[Path]:
+    """``folder/PREFIX_II.mp4`` per video (left: real, right: generated; valid frames in frame order), numbered
+    from ``start``, and the captions (if any) appended to ``folder/captions.txt``."""
+    from vidiff.io.atomic import write_text_atomic
+    from vidiff.io.video import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(len(fake)):
+        order = _frame_order(batch, i)
+        side = torch.cat([batch["video"][i][order].to(fake.dtype), fake[i][order]], dim=-1)  # (t, c, h, 2w)
+        path = folder / f"{prefix}_{start + i:02d}.mp4"
+        write_video(path, side, fps=fps)
+        paths.append(path)
+    captions = batch.get("caption")
+    if captions and any(captions):
+        old = (folder / "captions.txt").read_text() if start and (folder / "captions.txt").is_file() else ""
+        text = "".join(f"{prefix}_{start + i:02d}: {c}\n" for i, c in enumerate(captions))
+        write_text_atomic(folder / "captions.txt", old + text)
+    return paths
+
+
+class PredictVideos(Callback):
+    """``vidiff predict``: writes what ``predict_step`` generates for each batch (the data module's prediction
+    masks) as ``<default_root_dir>/predictions/step_NNNNNN/predict_II.mp4`` (left: real, right: model; NNNNNN the
+    checkpoint's step) and says where at the end."""
+
+    def __init__(self, fps: float = 4.0, folder: str = "predictions") -> None:
+        self.fps, self.folder = fps, folder
+        self.count = 0
+        self.last_folder: Path | None = None
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.count = 0
+        step = trainer.global_step  # predict does not restore the loop: take the checkpoint's own step
+        if trainer.ckpt_path:
+            from vidiff.lit.weights import read_checkpoint
+
+            step = int(read_checkpoint(trainer.ckpt_path).get("global_step", step))
+        self.last_folder = Path(trainer.default_root_dir) / self.folder / f"step_{step:06d}"
+
+    def on_predict_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.is_global_zero or not isinstance(outputs, torch.Tensor) or self.last_folder is None:
+            return
+        cpu = _take(batch, len(outputs))
+        write_side_by_side(self.last_folder, cpu, outputs.detach().cpu().float(), self.fps, "predict", self.count)
+        self.count += len(outputs)
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and self.count:
+            print(f"vidiff predict: wrote {self.count} videos to {self.last_folder}/ (left: real, right: model)")
 
 
 class ContextUse(Callback):

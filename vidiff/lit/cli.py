@@ -34,7 +34,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from vidiff.io.errors import reading
-from vidiff.lit.callbacks import ContextUse, LossSummary, ResumeState, SampleVideos
+from vidiff.lit.callbacks import ContextUse, LossSummary, PredictVideos, ResumeState, SampleVideos
 from vidiff.lit.progress import step_progress_bar
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
 from vidiff.lit.run_folder import RunFolderGuard, checkpoint_folders
@@ -129,6 +129,8 @@ class VidiffCLI(LightningCLI):
         guard.note_log_dir(trainer)
         trainer.callbacks.insert(0, guard)
         trainer.callbacks.append(LossSummary())
+        if self.subcommand == "predict":
+            trainer.callbacks.append(PredictVideos())
         return trainer
 
 
