@@ -205,3 +205,55 @@ def _predict(denoiser, schedule, xb, t_lev, clean, idx, videos, history_level, n
     pred = pred.clone()
     pred[rows] = uncond + scale * (pred[rows] - uncond)
     return pred, xb.shape[0] + len(with_history)
+
+
+def sample_level_videos(
+    model: Any,
+    plan: Any,
+    num_videos: int = 1,
+    seed: int = 0,
+    *,
+    eta: float = 0.0,
+    given: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
+    null_context: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    history_guidance: float = 1.0,
+    history_guidance_level: int | None = None,
+    batch_budget: int = 16,
+    progress: bool = True,
+    decode: bool = True,
+    decode_chunk: int = 16,
+) -> torch.Tensor:
+    """Long videos from a :class:`vidiff.sample.VideoModel` with a per-frame schedule::
+
+        model = load_sampling_model("last.ckpt")
+        plan = level_plan("fifo", length=300, max_frames=model.max_frames, num_timesteps=model.schedule.num_timesteps)
+        videos = sample_level_videos(model, plan, num_videos=2, seed=0)   # (2, 300, c, h, w) in [-1, 1]
+
+    ``given`` ``(n or 1, len(plan.given), c, h, w)`` is in model space (encode pixels with ``model.encode``).
+    Other arguments as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
+    :func:`vidiff.sample.sample_long_videos`.
+    """
+    from tqdm.auto import tqdm
+
+    net = model.net
+    device = next(iter(net.parameters())).device if hasattr(net, "parameters") else torch.device("cpu")
+    bar = tqdm(total=plan.steps, disable=not progress, unit="step", desc="sampling", dynamic_ncols=True)
+
+    def on_step(step: int, steps: int, evaluations: int) -> None:
+        bar.update(1)
+        bar.set_postfix(evals=evaluations)
+
+    try:
+        frames = run_level_plan(
+            net_denoiser(net, context, null_context, guidance), plan, model.schedule, model.frame_shape, num_videos,
+            seed, prediction=model.prediction, eta=eta, given=given, history_guidance=history_guidance,
+            history_guidance_level=history_guidance_level, batch_budget=batch_budget, device=device, on_step=on_step,
+        )
+    finally:
+        bar.close()
+    if decode and model.autoencoder is not None:
+        with torch.no_grad():
+            frames = model.decode(frames, chunk_size=decode_chunk)
+    return frames
