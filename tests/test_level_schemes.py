@@ -140,3 +140,24 @@ def test_bad_arguments_name_the_argument(kwargs, match):
     args = dict(name="df-pyramid", length=10, max_frames=4, steps=None, num_timesteps=100) | kwargs
     with pytest.raises(ValueError, match=match):
         level_plan(**args)
+
+
+def test_the_checker_names_broken_plans():
+    from dataclasses import replace
+
+    from vidiff.schemes.levels import Window
+
+    good = level_plan("fifo", 6, 2, None, 100)
+    check_level_plan(good, 100)
+    w = good.windows[1][0]
+    missing = replace(good, windows=(good.windows[0], (Window(w.frames, w.update[:1]),), *good.windows[2:]))
+    with pytest.raises(ValueError, match="step 1: windows update"):
+        check_level_plan(missing, 100)
+    twice = replace(good, windows=(good.windows[0], (w, w), *good.windows[2:]))
+    with pytest.raises(ValueError, match="updated twice"):
+        check_level_plan(twice, 100)
+    unseen = replace(good, windows=(good.windows[0], (Window((0,), w.update),), *good.windows[2:]))
+    with pytest.raises(ValueError, match="does not show"):
+        check_level_plan(unseen, 100)
+    with pytest.raises(ValueError, match="given"):
+        check_level_plan(replace(good, given=(0,)), 100)
