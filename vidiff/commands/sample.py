@@ -32,14 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model and plan")
     g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
     g.add_argument("--scheme", default=None,
-                   help="long-video scheme (default hierarchy-2; interpolate with --keyframes); see `vidiff scheme`")
+                   help="long-video scheme (default hierarchy-2; interpolate with --keyframes), or a per-frame one: "
+                        "fifo, df-pyramid, df-autoregressive, rolling; see `vidiff scheme`")
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
-    g.add_argument("--step-size", type=int, default=None, help="frames generated per stage (default K // 2)")
+    g.add_argument("--step-size", type=int, default=None,
+                   help="frames generated per stage (default K // 2); df-*: new frames per chunk")
+    g = parser.add_argument_group("per-frame schemes (--scheme fifo, df-pyramid, df-autoregressive, rolling)")
+    from vidiff.commands.scheme import add_level_arguments
+
+    add_level_arguments(g)
+    g.add_argument("--history-guidance", type=float, default=1.0,
+                   help="history guidance scale s: uncond + s * (cond - uncond) with the history dropped (1 = off)")
+    g.add_argument("--history-guidance-level", type=int, default=None,
+                   help="fractional history guidance: the uncond history is noised to this timestep "
+                        "(default: the last one, i.e. history dropped)")
     g = parser.add_argument_group("sampler")
     g.add_argument("--sampler", default="ddim",
                    help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
-    g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
+    g.add_argument("--steps", type=int, default=50,
+                   help="denoising steps per stage (default 50); per-frame schemes: levels per frame (fifo: "
+                        "n = steps // K partitions unless --partitions)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     g.add_argument("--spacing", default=None, help="timestep spacing: leading, trailing or linspace")
     g.add_argument("--recon-guidance", type=float, default=0.0,
@@ -199,6 +212,41 @@ def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
     return scheme, max_frames
 
 
+def check_level_arguments(args: argparse.Namespace) -> None:
+    """Options that a per-frame scheme cannot honour are refused, naming the option."""
+    if args.sampler != "ddim":
+        raise ValueError(f"--sampler: per-frame schemes step each frame with DDIM; got {args.sampler}")
+    if args.recon_guidance:
+        raise ValueError("--recon-guidance: not available with per-frame schemes (use --history-guidance)")
+    if args.resume:
+        raise ValueError("--resume: per-frame schemes do not save resumable state yet")
+
+
+def level_plan_of(args: argparse.Namespace, model: Any, scheme: str, max_frames: int, given_idx: list[int]):
+    """The per-frame schedule of ``--scheme`` (:mod:`vidiff.schemes.levels`); errors name the option."""
+    from vidiff.commands.scheme import make_level_plan
+
+    check_level_arguments(args)
+    try:
+        return make_level_plan(args, scheme, args.length, max_frames, model.schedule.num_timesteps, given_idx)
+    except ValueError as err:
+        raise ValueError(f"--scheme {scheme}: {err}") from err
+
+
+def sample_levels(args: argparse.Namespace, model: Any, plan: Any, given, context, null) -> tuple[torch.Tensor, dict]:
+    """Videos from a per-frame schedule; returns ``(videos, facts for settings.json)``."""
+    from vidiff.level_video import sample_level_videos
+
+    videos = sample_level_videos(
+        model, plan, args.num_videos, args.seed, eta=args.eta, given=given, context=context, null_context=null,
+        guidance=args.guidance, history_guidance=args.history_guidance,
+        history_guidance_level=args.history_guidance_level, batch_budget=args.batch_budget,
+        progress=not args.no_progress, decode_chunk=args.decode_chunk,
+    )
+    facts = dict(stages=plan.steps, evaluations=plan.evaluations, levels_per_frame=len(plan.ladder) - 1)
+    return videos, facts
+
+
 def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff sample` does; returns the settings written to ``settings.json``."""
     from vidiff.io import (
@@ -214,17 +262,23 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     from vidiff.long_video import SamplerSettings
     from vidiff.sample import sample_long_videos
     from vidiff.schemes import plan
+    from vidiff.schemes.levels import LEVEL_SCHEMES
 
     model = load_sampling_model(args.ckpt, args.device)
     scheme, max_frames = check_arguments(args, model)
     given, given_idx = given_frames(args, model.image_shape)
     n_given = len(given_idx)
-    try:
-        stages = plan(scheme, args.length, max_frames, args.step_size, given=given_idx)
-    except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
-        raise ValueError(f"--scheme {scheme}: {err}") from err
-    if not stages:
-        raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
+    per_frame = scheme.strip().lower() in LEVEL_SCHEMES
+    stages: list = []
+    if per_frame:
+        level_plan = level_plan_of(args, model, scheme, max_frames, given_idx)
+    else:
+        try:
+            stages = plan(scheme, args.length, max_frames, args.step_size, given=given_idx)
+        except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
+            raise ValueError(f"--scheme {scheme}: {err}") from err
+        if not stages:
+            raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
     context, null = text_conditioning(args, model)
     settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
     out = Path(args.out)
@@ -235,14 +289,20 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             with torch.no_grad():
                 given = model.encode(given.to(device), chunk_size=args.decode_chunk)
         start = time.perf_counter()
-        videos = sample_long_videos(
-            model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
-            batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume, progress=not args.no_progress,
-            stop_after_wave=args.stop_after_wave, max_frames=max_frames, decode_chunk=args.decode_chunk,
-        ).clamp(-1, 1)
+        if per_frame:
+            videos, facts = sample_levels(args, model, level_plan, given, context, null)
+        else:
+            videos = sample_long_videos(
+                model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
+                batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume,
+                progress=not args.no_progress, stop_after_wave=args.stop_after_wave, max_frames=max_frames,
+                decode_chunk=args.decode_chunk,
+            )
+            facts = dict(stages=len(stages))
+        videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
         run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
-        run_settings.update(scheme=scheme, max_frames=max_frames, stages=len(stages), given_frames=n_given,
+        run_settings.update(scheme=scheme, max_frames=max_frames, given_frames=n_given, **facts,
                             seconds=round(seconds, 2), image_shape=list(model.image_shape))
         items = []
         kept = f"the sampled frames are kept in {out / 'state'}; free space and rerun with --resume"
@@ -273,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FolderInUseError) as err:
         print(f"vidiff sample: error: {err}", file=sys.stderr)
         return 2
+    work = (f"{settings['stages']} steps, {settings['evaluations']} evaluations a video" if "evaluations" in settings
+            else f"{settings['stages']} stages")
     print(f"wrote {args.num_videos} videos of {args.length} frames to {args.out} "
-          f"({settings['stages']} stages, {settings['seconds']} s); open {Path(args.out) / 'index.html'}")
+          f"({work}, {settings['seconds']} s); open {Path(args.out) / 'index.html'}")
     return 0

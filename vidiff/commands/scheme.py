@@ -1,6 +1,7 @@
 """`vidiff scheme`: show a long-video sampling plan (text summary, optional ASCII table and PNG picture).
 
 vidiff scheme --name hierarchy-2 --length 300 --max-frames 20 --given 36 --png plan.png
+vidiff scheme --name fifo --length 64 --max-frames 8 --partitions 2 --png fifo.png   # per-frame levels: a heat map
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pathlib import Path
 
 from vidiff.schemes import SCHEMES, Stage, batches, plan
 from vidiff.schemes.draw import ascii_plan, render_plan
+from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan, level_plan
 
 HELP = "plan a long video with a sampling scheme and show it (summary, --list table, --png picture)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--name", default="hierarchy-2", help=f"scheme: {', '.join(SCHEMES)} (default: hierarchy-2)"
+        "--name", default="hierarchy-2",
+        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)} (default: hierarchy-2)"
     )
     parser.add_argument("--length", type=int, required=True, help="T: frames in the video")
     parser.add_argument("--max-frames", type=int, required=True, help="K: frames the model sees at once")
@@ -42,6 +45,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch", type=int, default=None, help="at most this many stages per batched pass"
     )
+    levels = parser.add_argument_group("per-frame schemes (fifo, df-pyramid, df-autoregressive, rolling)")
+    add_level_arguments(levels)
+    levels.add_argument("--steps", type=int, default=50,
+                        help="levels each frame visits (df-*, rolling; default 50); fifo: n = steps // K partitions "
+                             "unless --partitions is given")
+    levels.add_argument("--num-timesteps", type=int, default=1000, help="the model's training timesteps (default 1000)")
+    levels.add_argument("--spacing", default=None, help="timestep spacing of the ladder (default trailing)")
+
+
+def add_level_arguments(group) -> None:
+    """Options of the per-frame schemes shared by `vidiff scheme` and `vidiff sample`."""
+    group.add_argument("--partitions", type=int, default=None,
+                       help="fifo: n, latent partitioning into n blocks of K frames (n * K levels)")
+    group.add_argument("--lookahead", action="store_true", help="fifo: lookahead denoising (2x evaluations)")
+    group.add_argument("--history-level", type=int, default=-1,
+                       help="df-*, rolling, fifo: timestep at which clean history frames are shown (-1: clean)")
+
+
+def make_level_plan(args: argparse.Namespace, name: str, length: int, max_frames: int, num_timesteps: int,
+                    given: list[int]) -> LevelPlan:
+    """The :class:`LevelPlan` of scheme ``name`` from the command's options (``--steps`` resolved)."""
+    name = name.strip().lower()
+    partitions = args.partitions
+    if partitions is None:
+        partitions = max(1, (args.steps or 50) // max_frames)
+    return level_plan(name, length, max_frames, None if name == "fifo" else args.steps, num_timesteps,
+                      chunk=args.step_size, partitions=partitions, lookahead=args.lookahead, given=given,
+                      history_level=args.history_level, spacing=args.spacing or "trailing")
+
+
+def level_summary(p: LevelPlan) -> list[str]:
+    """Facts about a per-frame schedule: steps, evaluations, ladder, windows."""
+    per_step = [len(w) for w in p.windows]
+    return [
+        f"global steps: {p.steps}; network evaluations per video: {p.evaluations} "
+        f"({p.evaluations / max(p.length - len(p.given), 1):.1f} per generated frame)",
+        f"levels per frame: {len(p.ladder) - 1} (timesteps {p.ladder[0]} .. {p.ladder[-2]}, then clean)",
+        f"windows per step: max {max(per_step)}, {p.max_frames} frames each",
+        f"history shown {'clean' if p.history_level < 0 else f'at level {p.history_level}'}",
+    ]
 
 
 def _given(args: argparse.Namespace) -> list[int]:
@@ -93,7 +136,33 @@ def write_png_atomic(image, path: str | os.PathLike) -> Path:
     return path
 
 
+def run_levels(args: argparse.Namespace) -> int:
+    """`vidiff scheme` for a per-frame scheme: summary, --list (the level matrix as text), --png (a heat map)."""
+    from vidiff.schemes.draw_levels import ascii_levels, render_levels
+
+    try:
+        given = _given(args)
+        p = make_level_plan(args, args.name, args.length, args.max_frames, args.num_timesteps, given)
+    except ValueError as err:
+        print(f"vidiff scheme: {err}", file=sys.stderr)
+        return 2
+    head = f"{p.name}: length {args.length}, max_frames {args.max_frames}, {len(given)} given"
+    print(f"scheme {head}")
+    for line in level_summary(p):
+        print(f"  {line}")
+    if args.list:
+        print(ascii_levels(p, args.num_timesteps))
+        print(f"(rows = steps, columns = frames; . clean, = given, digit d: level in [d, d + 1) * {args.num_timesteps} / 10)")
+    if args.png:
+        image = render_levels(p, args.num_timesteps, title=head)
+        path = write_png_atomic(image, args.png)
+        print(f"wrote {path} ({image.width}x{image.height})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if isinstance(args.name, str) and args.name.strip().lower() in LEVEL_SCHEMES:
+        return run_levels(args)
     try:
         given = _given(args)
         stages = plan(args.name, args.length, args.max_frames, args.step_size, given)

@@ -61,6 +61,54 @@ def _alpha_bar(schedule: NoiseSchedule, levels: torch.Tensor) -> torch.Tensor:
     return table[levels + 1]
 
 
+def ddim_level_step(
+    x: torch.Tensor,
+    pred: torch.Tensor,
+    schedule: NoiseSchedule,
+    t_levels: torch.Tensor,
+    s_levels: torch.Tensor,
+    *,
+    prediction: str = "eps",
+    eta: float = 0.0,
+    generator: Generators = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM step per frame: frame ``j`` of video ``i`` moves from level ``t_levels[i, j]`` to ``s_levels[i, j]``.
+
+    Frames whose level does not change, and clean frames, are returned unchanged. With ``eta > 0`` the noise is
+    drawn for the whole tensor, so the random stream does not depend on which frames move.
+
+    Args:
+        x: ``(b, k, ...)`` the frames at their ``t_levels``.
+        pred: the model's output on ``x`` at ``t_levels`` (clean frames shown at t = 0).
+        schedule: the training schedule.
+        t_levels, s_levels: ``(b, k)`` or ``(k,)`` long levels (:data:`CLEAN` = -1), ``s <= t``.
+        prediction: ``eps``, ``x0`` or ``v``.
+        eta: DDIM's eta (Song et al. 2021, eq. 16); 0 is deterministic.
+        generator: randomness for ``eta > 0`` (one generator, or one per video).
+
+    Returns:
+        ``(x_s, x0_hat)``.
+    """
+    b, k = x.shape[0], x.shape[1]
+    t_levels = torch.as_tensor(t_levels).long().cpu().expand(b, k)
+    s_levels = torch.as_tensor(s_levels).long().cpu().expand(b, k)
+    t = t_levels.clamp(min=0).to(x.device)
+    if pred.shape != x.shape:
+        raise ValueError(f"pred must have the shape of x_t: expected {tuple(x.shape)}, got {tuple(pred.shape)}")
+    x0, eps = schedule.to_x0_eps(pred.to(x.dtype), x, t, prediction)
+    a_t, a_s = _alpha_bar(schedule, t_levels), _alpha_bar(schedule, s_levels)
+    moving = (t_levels != s_levels) & (t_levels != CLEAN)
+    # sigma_t(eta), eq. 16, and the DDIM update, eq. 12, per frame (float64 coefficients, as sample_ddim)
+    sigma = eta * ((1 - a_s) / (1 - a_t).clamp(min=1e-300) * (1 - a_t / a_s)).clamp(min=0).sqrt()
+    sigma = torch.where(moving, sigma, torch.zeros_like(sigma))
+    c_x0 = a_s.sqrt().to(x.dtype).to(x.device)
+    c_eps = (1 - a_s - sigma**2).clamp(min=0).sqrt().to(x.dtype).to(x.device)
+    new = append_dims(c_x0, x.ndim) * x0 + append_dims(c_eps, x.ndim) * eps
+    if eta > 0 and bool((sigma > 0).any()):
+        new = new + append_dims(sigma.to(x.dtype).to(x.device), x.ndim) * randn_like(x, generator)
+    return torch.where(append_dims(moving.to(x.device), x.ndim), new, x), x0
+
+
 @torch.no_grad()
 def sample_ddim_levels(
     denoiser: FrameDenoiser,
@@ -94,27 +142,17 @@ def sample_ddim_levels(
     if x.ndim < 3:
         raise ValueError(f"x must be (b, k, ...) with one slot per frame; got shape {tuple(x.shape)}")
     levels = check_levels(levels, schedule.num_timesteps, x.shape[1])
-    ab = _alpha_bar(schedule, levels)
     b, k, total = x.shape[0], x.shape[1], levels.shape[0] - 1
     for i in range(total):
-        t_row, s_row = levels[i], levels[i + 1]
+        t_row = levels[i]
         clean = (t_row == CLEAN).to(x.device)
         t = t_row.clamp(min=0).to(x.device)
         pred = denoiser(x, t.expand(b, k), clean.expand(b, k))
         if pred.shape != x.shape:
             raise ValueError(f"denoiser output must have the shape of x_t: expected {tuple(x.shape)}, got {tuple(pred.shape)}")
-        x0, eps = schedule.to_x0_eps(pred.to(x.dtype), x, t.expand(b, k), prediction)
+        new, x0 = ddim_level_step(x, pred, schedule, t_row, levels[i + 1], prediction=prediction, eta=eta,
+                                  generator=generator)
         if callback is not None:
             callback(i, total, x, x0)
-        a_t, a_s = ab[i], ab[i + 1]
-        moving = (t_row != s_row) & (t_row != CLEAN)
-        # sigma_t(eta), eq. 16, and the DDIM update, eq. 12, per frame (float64 coefficients, as sample_ddim)
-        sigma = eta * ((1 - a_s) / (1 - a_t).clamp(min=1e-300) * (1 - a_t / a_s)).clamp(min=0).sqrt()
-        sigma = torch.where(moving, sigma, torch.zeros_like(sigma))
-        c_x0 = a_s.sqrt().to(x.dtype).to(x.device)
-        c_eps = (1 - a_s - sigma**2).clamp(min=0).sqrt().to(x.dtype).to(x.device)
-        new = append_dims(c_x0, x.ndim - 1) * x0 + append_dims(c_eps, x.ndim - 1) * eps
-        if eta > 0 and bool((sigma > 0).any()):
-            new = new + append_dims(sigma.to(x.dtype).to(x.device), x.ndim - 1) * randn_like(x, generator)
-        x = torch.where(append_dims(moving.to(x.device), x.ndim - 1), new, x)
+        x = new
     return x

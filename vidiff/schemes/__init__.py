@@ -2,7 +2,9 @@
 
 A model that sees at most ``K`` frames at once makes a ``T``-frame video in stages; a scheme decides, for each
 stage, the ``observed`` frames (given or already generated) and the ``latent`` frames to generate. Plans are
-pure data (FDM's insight): they are checked, drawn and batched without a model. See docs/schemes.md.
+pure data (FDM's insight): they are checked, drawn and batched without a model. Per-frame noise-level schedules
+(Diffusion Forcing, rolling diffusion, FIFO-Diffusion) are data too: :func:`level_plan` (:mod:`.levels`).
+See docs/schemes.md.
 
     >>> from vidiff.schemes import plan, batches
     >>> stages = plan("hierarchy-2", length=300, max_frames=20, step_size=10, given=range(36))
@@ -11,11 +13,17 @@ pure data (FDM's insight): they are checked, drawn and batched without a model. 
 """
 
 from .adaptive import choose_observed, frame_embedding, resolve_stage
+from .levels import LEVEL_SCHEMES, LevelPlan, Window, check_level_plan, level_plan
 from .registry import ALIASES, SCHEMES, check_arguments, plan, scheme_names
 from .stage import Stage, batches, check_plan
 
 __all__ = [
     "ALIASES",
+    "LEVEL_SCHEMES",
+    "LevelPlan",
+    "Window",
+    "check_level_plan",
+    "level_plan",
     "SCHEMES",
     "Stage",
     "batches",
