@@ -13,6 +13,7 @@ exec "${VIDIFF:-.venv/bin/vidiff}" fit --config configs/shapes/tiny.yaml \
     --model.init_args.optimizer.init_args.lr 0.002 \
     --model.init_args.ema_decay 0.999 \
     --model.init_args.frame_noise 0.5 \
+    --data.init_args.spacing '{contiguous: 0.5, log_uniform: 0.5}' \
     --trainer.val_check_interval 1000 \
     --trainer.enable_progress_bar false \
     --samples.every_n_validations 5 \
