@@ -96,6 +96,18 @@ def test_read_faults_tell_unsafe_from_corrupt(tmp_path, evil):
     assert read_fault(FileNotFoundError("x"), evil) is None
 
 
+def test_a_readable_file_of_the_wrong_kind_keeps_its_own_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from vidiff.nn.autoencoder import load_autoencoder
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="has no 'vidiff_autoencoder_config' metadata") as caught:
+        load_autoencoder(path)
+    assert not isinstance(caught.value, UnreadableFile)
+
+
 # -------------------------------------------------------------------------------------------- full disk: writes
 def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch):
     from vidiff.lit import checkpoint as ckpt_module
@@ -169,7 +181,12 @@ def test_mp4_write_when_ffmpeg_dies(tmp_path, monkeypatch):
     target = tmp_path / "video_000.mp4"
     target.write_bytes(b"old video")
     monkeypatch.setattr(video, "_encode_mp4", broken_pipe)
+    empty = RuntimeError(f"writing {target}: the encoder produced an empty file")
+    assert errors.write_fault(empty, target) is None  # with space left, vidiff's own error stands
     monkeypatch.setattr(errors, "_low_space", lambda folder: True)
+    assert str(errors.write_fault(empty, target)) == (
+        f"no space left on device while writing {target} (the encoder produced an empty file)"
+    )
     with pytest.raises(WriteFault) as caught:
         video.write_video(target, torch.zeros(2, 3, 8, 8))
     assert str(caught.value) == (

@@ -148,7 +148,8 @@ def write_fault(err: BaseException, path: str | os.PathLike, kept: str | None = 
             else f"the ffmpeg encoder stopped while writing {path} ({_first_line(err)[:200]})"
         )
     elif low and isinstance(err, (OSError, RuntimeError)):  # a writer that lost the errno on a full disk
-        what = f"no space left on device while writing {path} ({_first_line(err)[:120]})"
+        detail = _first_line(err).removeprefix(f"writing {path}: ")  # vidiff's own check already named the file
+        what = f"no space left on device while writing {path} ({detail[:120]})"
     elif code == errno.EROFS:
         what = f"cannot write {path}: the file system is read-only"
     elif code == errno.EACCES or isinstance(err, PermissionError):

@@ -463,10 +463,10 @@ def load_autoencoder(path: str | os.PathLike, map_location: str | torch.device =
 
         with reading(path), safe_open(str(path), framework="pt", device=str(map_location)) as f:
             meta = f.metadata() or {}
-            if CONFIG_KEY not in meta:
-                raise ValueError(f"path: {path} has no '{CONFIG_KEY}' metadata (not written by save_autoencoder)")
-            config = json.loads(meta[CONFIG_KEY])
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()} if CONFIG_KEY in meta else None
+        if state is None:
+            raise ValueError(f"path: {path} has no '{CONFIG_KEY}' metadata (not written by save_autoencoder)")
+        config = json.loads(meta[CONFIG_KEY])
     else:
         with reading(path):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
