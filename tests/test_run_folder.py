@@ -103,3 +103,18 @@ def test_predict_writes_its_videos_and_says_where(tmp_path, capsys):
     videos = sorted(p.name for p in folder.glob("predict_*.mp4"))
     assert videos and videos[0] == "predict_00.mp4"
     assert f"vidiff predict: wrote {len(videos)} videos to {folder}/" in capsys.readouterr().out
+
+
+def test_fit_with_fdm_masks_validates_and_checkpoints(tmp_path):
+    """FDM's masks leave padding slots; the context-use diagnostic scores only full clips instead of failing."""
+    from vidiff.lit.callbacks import ContextUse
+
+    cli = _fit(tmp_path, "--data.init_args.tasks", "{fdm: 1.0}", max_steps=2)
+    assert cli.trainer.global_step == 2 and _step(tmp_path / "checkpoints" / "last.ckpt") == 2
+    callback = ContextUse(num_clips=4)
+    batch = {"video": torch.zeros(3, 4, 3, 8, 8), "valid": torch.tensor([[1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]]).bool(),
+             "frame_idx": torch.arange(4).repeat(3, 1), "caption": ["a", "b", "c"]}
+    callback.on_validation_epoch_start(None, None)
+    callback.on_validation_batch_end(None, None, None, batch, 0)
+    (clips,) = callback._clips
+    assert clips["valid"].all() and len(clips["video"]) == 1 and clips["caption"] == ["b"]

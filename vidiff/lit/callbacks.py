@@ -345,7 +345,9 @@ class ContextUse(Callback):
     ) -> None:
         have = sum(len(c["video"]) for c in self._clips)
         if dataloader_idx == 0 and have < self.num_clips and isinstance(batch, Mapping) and "video" in batch:
-            self._clips.append(_take(batch, self.num_clips - have))
+            full = _full_clips(batch)  # clips with padding (short videos, FDM's masks) cannot be split in halves
+            if len(full["video"]):
+                self._clips.append(_take(full, self.num_clips - have))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         clips, self._clips = self._clips, []
@@ -357,6 +359,21 @@ class ContextUse(Callback):
         self.last = pl_module.context_use(_to(batch, pl_module.device), self.levels, seed=self.seed)
         for level, ratio in self.last.items():
             pl_module.log(f"context_use/t{level:.2f}", ratio, on_epoch=True)
+
+
+def _full_clips(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The samples of ``batch`` whose frames are all valid (every tensor indexed; lists filtered alike)."""
+    keep = batch["valid"].all(dim=1) if "valid" in batch else torch.ones(len(batch["video"]), dtype=torch.bool)
+    idx = keep.nonzero().flatten().tolist()
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor) and v.ndim and len(v) == len(keep):
+            out[k] = v[keep]
+        elif isinstance(v, (list, tuple)) and len(v) == len(keep):
+            out[k] = [v[i] for i in idx]
+        else:
+            out[k] = v
+    return out
 
 
 def _cat(batches: list[dict[str, Any]]) -> dict[str, Any]:
