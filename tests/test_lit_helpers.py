@@ -94,3 +94,15 @@ def tiny_batch(b: int = 2, k: int = 4, size: int = 8) -> dict:
         "caption": ["a red circle"] * b,
     }
 
+
+def random_sampling_checkpoint(path: Path, max_frames: int) -> Path:
+    """An untrained 8x8 VideoDiffusion checkpoint (tiny U-Net, EMA) for sampling-command tests."""
+    from vidiff.lit import VideoDiffusion
+    from vidiff.nn.unet import SpaceTimeUNet
+
+    torch.manual_seed(0)
+    net = SpaceTimeUNet(in_channels=3, model_channels=8, channel_mult=[1], num_res_blocks=1,
+                        attention_resolutions=[], num_heads=1, norm_groups=4)
+    model = VideoDiffusion(net=net, image_size=8, channels=3, max_frames=max_frames, num_timesteps=100, ema_decay=0.9)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return path

@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from test_lit_helpers import random_sampling_checkpoint
+
 from vidiff.commands import sample as cmd
 from vidiff.io import count_frames, write_video
 
@@ -17,16 +19,7 @@ K = 20
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
-    from vidiff.lit import VideoDiffusion
-    from vidiff.nn.unet import SpaceTimeUNet
-
-    torch.manual_seed(0)
-    net = SpaceTimeUNet(in_channels=3, model_channels=8, channel_mult=[1], num_res_blocks=1,
-                        attention_resolutions=[], num_heads=1, norm_groups=4)
-    model = VideoDiffusion(net=net, image_size=8, channels=3, max_frames=K, num_timesteps=100, ema_decay=0.9)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
-    return path
+    return random_sampling_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", K)
 
 
 def _args(*argv):

@@ -12,12 +12,10 @@ import torch
 
 from vidiff.lit.parts import check_checkpoint_classes, import_class
 from vidiff.lit.video_diffusion import VideoDiffusion
-from vidiff.lit.weights import read_checkpoint
+from vidiff.lit.weights import TRAINING_ONLY, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-#: Constructor arguments that only matter for training; not needed (nor rebuilt) for inference.
-TRAINING_ONLY = ("optimizer", "lr_scheduler")
 
 
 def load_model(

@@ -22,7 +22,7 @@ from vidiff.io.errors import reading
 
 #: ``format`` metadata value of files written by :func:`export_weights`.
 FORMAT = "vidiff-weights-1"
-#: Hyperparameters that only matter for training (dropped from the file).
+#: Constructor arguments that only matter for training: left out of weights files and not rebuilt by load_model.
 TRAINING_ONLY = ("optimizer", "lr_scheduler")
 
 
