@@ -1,20 +1,47 @@
 #!/usr/bin/env bash
 # The reference Shapes-world model (issue "samples that hold together", section 5): the tiny config, trained much
-# longer. Hours on a 2-core CPU; run it in the background and resume it exactly as often as needed:
-#   nohup scripts/train_reference.sh > runs/reference.log 2>&1 &
-#   nohup scripts/train_reference.sh --ckpt_path last >> runs/reference.log 2>&1 &     # continue
-# Extra arguments go to `vidiff fit`. Then ship its EMA weights (docs/benchmarks.md, "Reference model"):
-#   .venv/bin/vidiff export --ckpt runs/reference/checkpoints/last.ckpt --out vidiff/assets/shapes_reference.safetensors
+# longer, in two stages. Hours on a 2-core CPU; run each in the background and resume it exactly when cut off:
+#   nohup scripts/train_reference.sh 1 > runs/reference1.log 2>&1 &          # stage 1: 4000 steps (~28 min)
+#   nohup scripts/train_reference.sh 2 > runs/reference2.log 2>&1 &          # stage 2: 14000 steps (~100 min; STEPS=N for fewer)
+#   nohup scripts/train_reference.sh 2 --ckpt_path last >> runs/reference2.log 2>&1 &    # continue a stage
+# Stage 1 trains the tiny net (per-pixel temporal attention) from scratch at a constant lr 2e-3; stage 2 starts
+# from its EMA weights (init_weights), makes the 8x8 temporal layers joint space-time attention (same parameters)
+# and anneals the lr (one cycle, cosine) to the end. Extra arguments go to `vidiff fit`. Then ship the EMA weights:
+#   .venv/bin/vidiff export --ckpt runs/reference2/checkpoints/last.ckpt --out vidiff/assets/shapes_reference.safetensors
+# (docs/benchmarks.md, "Reference model"; docs/decisions.md, "Reference model: training choices").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec "${VIDIFF:-.venv/bin/vidiff}" fit --config configs/shapes/tiny.yaml \
-    --trainer.default_root_dir runs/reference \
-    --trainer.max_steps 40000 \
-    --model.init_args.optimizer.init_args.lr 0.002 \
-    --model.init_args.ema_decay 0.999 \
-    --model.init_args.frame_noise 0.5 \
-    --data.init_args.spacing '{contiguous: 0.5, log_uniform: 0.5}' \
-    --trainer.val_check_interval 1000 \
-    --trainer.enable_progress_bar false \
-    --samples.every_n_validations 5 \
-    "$@"
+stage="${1:?usage: scripts/train_reference.sh 1|2 [vidiff fit arguments]}"
+shift
+vidiff="${VIDIFF:-.venv/bin/vidiff}"
+common=(
+    --model.init_args.ema_decay 0.999
+    --model.init_args.frame_noise 0.5
+    --data.init_args.spacing '{contiguous: 0.5, log_uniform: 0.5}'
+    --trainer.val_check_interval 1000
+    --trainer.enable_progress_bar false
+    --samples.every_n_validations 5
+)
+case "$stage" in
+1)
+    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
+        --trainer.default_root_dir runs/reference1 \
+        --trainer.max_steps 4000 \
+        --model.init_args.optimizer.init_args.lr 0.002 \
+        "$@"
+    ;;
+2)
+    init="${INIT:-runs/reference1/checkpoints/last.ckpt}"
+    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
+        --trainer.default_root_dir runs/reference2 \
+        --trainer.max_steps "${STEPS:-14000}" \
+        --model.init_args.init_weights "$init" \
+        --model.init_args.net.init_args.spacetime_attention_resolutions '[4]' \
+        --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: ${STEPS:-14000}, pct_start: 0.02, cycle_momentum: false}}" \
+        "$@"
+    ;;
+*)
+    echo "scripts/train_reference.sh: stage must be 1 or 2, got '$stage'" >&2
+    exit 2
+    ;;
+esac

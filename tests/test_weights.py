@@ -84,3 +84,32 @@ def test_checkpoints_get_the_permissions_of_every_other_output(tmp_path):
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, "not mkstemp's 0600"
     assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
+
+
+def test_init_weights_starts_net_and_ema_from_the_sampling_weights(tmp_path):
+    model, ckpt = _checkpoint(tmp_path)
+    out = export_weights(ckpt, tmp_path / "m.safetensors")
+    for source in (ckpt, out):
+        tuned = VideoDiffusion(net=copy.deepcopy(TINY_NET), image_size=8, max_frames=4, num_timesteps=100,
+                               init_weights=str(source))
+        for p, q, e in zip(tuned.net.parameters(), model.ema.shadow["net"].parameters(),
+                           tuned.ema.shadow["net"].parameters()):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+            torch.testing.assert_close(e, q, rtol=0, atol=0)
+        assert tuned.global_step == 0
+    # the fine-tuned model's own checkpoint does not need the file it started from
+    (tmp_path / "m.safetensors").unlink()
+    tuned_ckpt = atomic_torch_save({"state_dict": tuned.state_dict(), "hyper_parameters": dict(tuned.hparams)},
+                                   tmp_path / "tuned.ckpt")
+    assert tuned.hparams["init_weights"] == str(out)
+    load_model(tuned_ckpt)
+
+
+def test_init_weights_of_another_net_fails_in_one_line(tmp_path):
+    _, ckpt = _checkpoint(tmp_path)
+    other = copy.deepcopy(TINY_NET)
+    other["init_args"]["model_channels"] = 2 * other["init_args"]["model_channels"]
+    with pytest.raises(ValueError, match="init_weights: .* holds a net of another shape") as err:
+        VideoDiffusion(net=other, image_size=8, max_frames=4, num_timesteps=100,
+                       init_weights=str(ckpt))
+    assert "\n" not in str(err.value)

@@ -81,6 +81,9 @@ class VideoDiffusion(pl.LightningModule):
         loss_spike_factor: a finite training loss above this times the median of the last 100 losses counts
             as non-finite (once 20 losses are recorded); None: off (:mod:`vidiff.lit.loss_guard`).
         val_seed: seed of the fixed validation noise.
+        init_weights: start from the sampling weights (EMA when present) of this checkpoint or ``vidiff export``
+            file, e.g. the reference model, instead of a random net: fine-tuning. The net configs must match;
+            the optimizer, step count and EMA start afresh (resuming a run is ``--ckpt_path last`` instead).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class VideoDiffusion(pl.LightningModule):
         val_seed: int = 1234,
         max_consecutive_skips: int = 20,
         loss_spike_factor: float | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():  # modules passed as objects are recorded by their config just below
@@ -151,6 +155,8 @@ class VideoDiffusion(pl.LightningModule):
             None if text_encoder is None else build_module(text_encoder, "text_encoder", TextEncoder)
         )
         self.autoencoder = None if autoencoder_ckpt is None else self._load_autoencoder(autoencoder_ckpt)
+        if init_weights is not None:
+            self._init_from(init_weights)
         self.ema = None if ema_decay is None else EMA(self._trained(), ema_decay, ema_warmup)
 
     # ----------------------------------------------------------------------------------------------- parts
@@ -177,6 +183,26 @@ class VideoDiffusion(pl.LightningModule):
                 f"autoencoder_ckpt: {path} encodes {autoencoder.in_channels}-channel frames but channels={self.channels}"
             )
         return autoencoder
+
+    def _init_from(self, path: str) -> None:
+        """Copy the trained modules of another model's sampling weights into this one (``init_weights``)."""
+        from vidiff.lit.load import load_model
+
+        source = load_model(path)
+        mine, theirs = self._trained(), source._trained()
+        if mine.keys() != theirs.keys():
+            raise ValueError(
+                f"init_weights: {path} trains {sorted(theirs.keys())}, this model {sorted(mine.keys())}"
+            )
+        try:
+            mine.load_state_dict(theirs.state_dict(), strict=True)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[-1].strip()
+            raise ValueError(
+                f"init_weights: {path} holds a net of another shape ({first}); use its net settings "
+                f"(`vidiff export` files and checkpoints store them under hyper_parameters.net)"
+            ) from None
+        log.info("init_weights: started from %s", path)
 
     def _trained(self) -> nn.ModuleDict:
         """The trained modules (the net and a trainable text encoder) as one tree: what EMA averages."""

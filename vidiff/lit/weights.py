@@ -23,7 +23,7 @@ from vidiff.io.errors import reading
 #: ``format`` metadata value of files written by :func:`export_weights`.
 FORMAT = "vidiff-weights-1"
 #: Constructor arguments that only matter for training: left out of weights files and not rebuilt by load_model.
-TRAINING_ONLY = ("optimizer", "lr_scheduler")
+TRAINING_ONLY = ("optimizer", "lr_scheduler", "init_weights")
 
 
 def is_weights_file(path: str | os.PathLike) -> bool:

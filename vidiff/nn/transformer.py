@@ -189,17 +189,25 @@ class TemporalAttention(AttentionOptions, nn.Module):
     so a freshly inserted layer is the identity. No positional signal comes from the array order, so the layer is
     equivariant to permuting frames together with their ``frame_idx``.
 
+    ``joint=True`` makes it space-time attention: every pixel of every frame attends to every pixel of every frame
+    (``t h w`` tokens), with the same relative frame-position bias between any two frames. Per-pixel attention can
+    only copy what stays in place; an object that moves between far-apart frames is found by content only in joint
+    attention (docs/benchmarks.md, "Long-range context"). The parameters are the same in both modes.
+
     Args:
         channels: Channels of the feature map.
         heads: Heads.
         dim_head: Width per head.
         rel_pos_hidden: Hidden width of the relative-position MLP.
+        joint: Attend over all pixels of all frames instead of across frames at each pixel.
     """
 
-    def __init__(self, channels: int, heads: int, dim_head: int, rel_pos_hidden: int = 32) -> None:
+    def __init__(
+        self, channels: int, heads: int, dim_head: int, rel_pos_hidden: int = 32, joint: bool = False
+    ) -> None:
         super().__init__()
         inner = heads * dim_head
-        self.heads = heads
+        self.heads, self.joint = heads, joint
         self.norm = LayerNorm32(channels)
         self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
         self.rel_pos = RelativePositionBias(heads, rel_pos_hidden)
@@ -217,11 +225,17 @@ class TemporalAttention(AttentionOptions, nn.Module):
             ``(b t) c h w``.
         """
         _, _, h, w = x.shape
-        z = rearrange(x, "(b t) c h w -> (b h w) t c", t=frames)
+        if self.joint:
+            tokens, pixels = "(b t) c h w -> b (t h w) c", "b (t h w) c -> (b t) c h w"
+            # every token of frame i against every token of frame j: the frame bias, repeated over the pixels
+            bias = repeat(self.rel_pos(rel), "b heads i j -> b heads (i s) (j r)", s=h * w, r=h * w)
+        else:
+            tokens, pixels = "(b t) c h w -> (b h w) t c", "(b h w) t c -> (b t) c h w"
+            bias = repeat(self.rel_pos(rel), "b heads i j -> (b s) heads i j", s=h * w)  # (b h w) heads t t
+        z = rearrange(x, tokens, t=frames)
         q, k, v = rearrange(
-            self.to_qkv(self.norm(z)), "n t (three heads d) -> three n heads t d", three=3, heads=self.heads
+            self.to_qkv(self.norm(z)), "n l (three heads d) -> three n heads l d", three=3, heads=self.heads
         )
-        bias = repeat(self.rel_pos(rel), "b heads i j -> (b s) heads i j", s=h * w)  # (b h w) heads t t
         out = self._attend(q, k, v, bias.to(q.dtype))
-        out = self.to_out(rearrange(out, "n heads t d -> n t (heads d)"))
-        return x + rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)
+        out = self.to_out(rearrange(out, "n heads l d -> n l (heads d)"))
+        return x + rearrange(out, pixels, t=frames, h=h, w=w)

@@ -95,6 +95,8 @@ class SpaceTimeUNet(nn.Module):
         use_scale_shift_norm: Adaptive group norm conditioning (video default); False as Stable Diffusion.
         temporal: Add temporal attention layers.
         temporal_attention_resolutions: Downsample factors with temporal attention (default: every level).
+        spacetime_attention_resolutions: Those of them where the temporal layer attends jointly over all pixels of
+            all frames (space-time attention) instead of across frames at each pixel; same parameters.
         use_linear_proj: Linear ``proj_in``/``proj_out`` in spatial transformers (Stable Diffusion 2).
         observed_channel: Add the observed-frame indicator as an input channel (``observed_in``, zero-init).
         nearest_observed: Give every frame its this many nearest observed frames as extra input channels
@@ -123,6 +125,7 @@ class SpaceTimeUNet(nn.Module):
         use_scale_shift_norm: bool = True,
         temporal: bool = True,
         temporal_attention_resolutions: Sequence[int] | None = None,
+        spacetime_attention_resolutions: Sequence[int] = (),
         use_linear_proj: bool = False,
         observed_channel: bool = True,
         nearest_observed: int = 0,
@@ -153,6 +156,12 @@ class SpaceTimeUNet(nn.Module):
             if temporal_attention_resolutions is None
             else set(temporal_attention_resolutions)
         )
+        joint_res = set(spacetime_attention_resolutions)
+        if not joint_res <= temporal_res or not temporal and joint_res:
+            raise ValueError(
+                f"spacetime_attention_resolutions: expected a subset of the temporal attention resolutions "
+                f"{sorted(temporal_res) if temporal else []}, got {sorted(joint_res)}"
+            )
 
         def heads_for(ch: int) -> tuple[int, int]:
             if num_head_channels == -1:
@@ -173,7 +182,7 @@ class SpaceTimeUNet(nn.Module):
             if not temporal or ds not in temporal_res:
                 return None
             heads, dim_head = heads_for(ch)
-            return TemporalAttention(ch, heads, dim_head, rel_pos_hidden)
+            return TemporalAttention(ch, heads, dim_head, rel_pos_hidden, joint=ds in joint_res)
 
         def res(ch: int, out: int) -> ResBlock:
             return ResBlock(ch, emb_dim, dropout, out, use_scale_shift_norm, norm_groups)
