@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,15 @@ def test_predict_writes_its_videos_and_says_where(tmp_path, capsys):
     videos = sorted(p.name for p in folder.glob("predict_*.mp4"))
     assert videos and videos[0] == "predict_00.mp4"
     assert f"vidiff predict: wrote {len(videos)} videos to {folder}/" in capsys.readouterr().out
+
+
+def test_validate_names_its_sample_folder_after_the_checkpoint_step(tmp_path):
+    root = tmp_path / "run"
+    _fit(root, max_steps=2)
+    ckpt = root / "checkpoints" / "last.ckpt"
+    shutil.rmtree(root / "samples")
+    run_lightning_cli(["validate", *tiny_cli_args(root, max_steps=2, val_every=2), "--ckpt_path", str(ckpt)])
+    assert [p.name for p in (root / "samples").iterdir()] == ["step_000002"]
 
 
 def test_fit_with_fdm_masks_validates_and_checkpoints(tmp_path):

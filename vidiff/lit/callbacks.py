@@ -71,6 +71,16 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+
+def model_step(trainer: pl.Trainer) -> int:
+    """The training step of the weights in use: the loop's while fitting, else the checkpoint's own (validate and
+    predict do not restore the loop, so ``trainer.global_step`` is 0 there)."""
+    if trainer.state.fn == "fit" or not trainer.ckpt_path:
+        return trainer.global_step
+    from vidiff.lit.weights import read_checkpoint
+
+    return int(read_checkpoint(trainer.ckpt_path).get("global_step", trainer.global_step))
+
 class ResumeState(Callback):
     """Per-step RNG seeding and saved RNG states, so that an interrupted and resumed run equals an uninterrupted one.
 
@@ -231,7 +241,7 @@ class SampleVideos(Callback):
             guidance_scale=self.guidance_scale,
             seed=self.seed,
         ).cpu()
-        self.last_folder = self.write(Path(trainer.default_root_dir), trainer.global_step, batch, fake)
+        self.last_folder = self.write(Path(trainer.default_root_dir), model_step(trainer), batch, fake)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for i in range(len(fake)):
@@ -282,12 +292,7 @@ class PredictVideos(Callback):
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.count = 0
-        step = trainer.global_step  # predict does not restore the loop: take the checkpoint's own step
-        if trainer.ckpt_path:
-            from vidiff.lit.weights import read_checkpoint
-
-            step = int(read_checkpoint(trainer.ckpt_path).get("global_step", step))
-        self.last_folder = Path(trainer.default_root_dir) / self.folder / f"step_{step:06d}"
+        self.last_folder = Path(trainer.default_root_dir) / self.folder / f"step_{model_step(trainer):06d}"
 
     def on_predict_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
