@@ -3,7 +3,7 @@
 The model is configs/shapes/tiny.yaml trained by scripts/train_reference.sh and exported with `vidiff export`
 (docs/benchmarks.md, "Reference model"). These tests sample from it as a user would and assert Shapes-world
 scores far above what an untrained or context-blind model gets (blobs: persistence ~0.01, miss rate ~0.4, centre
-error far above copy-last). The shipped model (4,000 steps) continues clips; its hierarchy-2 long videos are not
+error far above copy-last). The shipped model (4,000 + 6,500 steps, two stages) continues clips; its hierarchy-2 long videos are not
 yet above the blob level (docs/benchmarks.md, "Reference model"), so no long-video assertion is made here yet.
 """
 
