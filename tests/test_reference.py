@@ -34,11 +34,12 @@ def _run(reference, **kwargs):
 def test_reference_continues_clips_better_than_copying_the_last_frame(reference):
     res = _run(reference, task="prediction", baselines=["copy-last"])
     model, copy = res["model"], res["copy-last"]
-    assert model["context_use t/T=0.95"] > 2.2, "the observed frames steer the prediction (copy-last: 2.11)"
-    assert model["context_use t/T=0.8"] > 1.8
-    assert model["persistence"] > 0.2, "the given objects survive (a context-blind model: ~0.01)"
-    ahead, baseline = model["centre_error_per_step"][:3], copy["centre_error_per_step"][:3]
-    assert all(m < b for m, b in zip(ahead, baseline)), (ahead, baseline)  # beats copying for 3 frames ahead
+    assert model["context_use t/T=0.95"] > 3.0, "the observed frames steer the prediction (copy-last: 2.11)"
+    assert model["context_use t/T=0.8"] > 2.5
+    assert model["persistence"] > 0.4, "the given objects survive (a context-blind model: ~0.01)"
+    assert model["miss_rate"] < 0.15, "objects are drawn in the predicted frames (blobs: ~0.4)"
+    ahead, baseline = model["centre_error_per_step"][:5], copy["centre_error_per_step"][:5]
+    assert all(m < b for m, b in zip(ahead, baseline)), (ahead, baseline)  # beats copying for 5 frames ahead
 
 
 def test_demo_pretrained_samples_the_gallery_without_training(tmp_path, capsys):
