@@ -8,7 +8,7 @@
 # from its EMA weights (init_weights), makes the 8x8 temporal layers joint space-time attention (same parameters)
 # and anneals the lr (one cycle, cosine) to the end. Extra arguments go to `vidiff fit`. Then ship the EMA weights:
 #   .venv/bin/vidiff export --ckpt runs/reference2/checkpoints/last.ckpt --out vidiff/assets/shapes_reference.safetensors
-# (docs/benchmarks.md, "Reference model"; docs/decisions.md, "Reference model: training choices").
+# (docs/benchmarks.md, "Reference model"; docs/decisions.md, "Checkpoints and shipped weights").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage="${1:?usage: scripts/train_reference.sh 1|2 [vidiff fit arguments]}"

@@ -113,3 +113,5 @@ def test_init_weights_of_another_net_fails_in_one_line(tmp_path):
         VideoDiffusion(net=other, image_size=8, max_frames=4, num_timesteps=100,
                        init_weights=str(ckpt))
     assert "\n" not in str(err.value)
+    with pytest.raises(FileNotFoundError, match="init_weights: no checkpoint or weights file at"):
+        VideoDiffusion(net=copy.deepcopy(TINY_NET), image_size=8, max_frames=4, init_weights=str(tmp_path / "none"))

@@ -71,7 +71,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-
 def model_step(trainer: pl.Trainer) -> int:
     """The training step of the weights in use: the loop's while fitting, else the checkpoint's own (validate and
     predict do not restore the loop, so ``trainer.global_step`` is 0 there)."""
@@ -80,6 +79,7 @@ def model_step(trainer: pl.Trainer) -> int:
     from vidiff.lit.weights import read_checkpoint
 
     return int(read_checkpoint(trainer.ckpt_path).get("global_step", trainer.global_step))
+
 
 class ResumeState(Callback):
     """Per-step RNG seeding and saved RNG states, so that an interrupted and resumed run equals an uninterrupted one.

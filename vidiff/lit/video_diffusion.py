@@ -188,7 +188,10 @@ class VideoDiffusion(pl.LightningModule):
         """Copy the trained modules of another model's sampling weights into this one (``init_weights``)."""
         from vidiff.lit.load import load_model
 
-        source = load_model(path)
+        try:
+            source = load_model(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"init_weights: no checkpoint or weights file at {path!r}") from None
         mine, theirs = self._trained(), source._trained()
         if mine.keys() != theirs.keys():
             raise ValueError(

@@ -192,7 +192,7 @@ class TemporalAttention(AttentionOptions, nn.Module):
     ``joint=True`` makes it space-time attention: every pixel of every frame attends to every pixel of every frame
     (``t h w`` tokens), with the same relative frame-position bias between any two frames. Per-pixel attention can
     only copy what stays in place; an object that moves between far-apart frames is found by content only in joint
-    attention (docs/benchmarks.md, "Long-range context"). The parameters are the same in both modes.
+    attention (docs/benchmarks.md, "Learning to use the context"). The parameters are the same in both modes.
 
     Args:
         channels: Channels of the feature map.

@@ -157,7 +157,7 @@ class SpaceTimeUNet(nn.Module):
             else set(temporal_attention_resolutions)
         )
         joint_res = set(spacetime_attention_resolutions)
-        if not joint_res <= temporal_res or not temporal and joint_res:
+        if not joint_res <= temporal_res or (joint_res and not temporal):
             raise ValueError(
                 f"spacetime_attention_resolutions: expected a subset of the temporal attention resolutions "
                 f"{sorted(temporal_res) if temporal else []}, got {sorted(joint_res)}"
