@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from vidiff.diffusion import NoiseSchedule
-from vidiff.long_video import Item, SamplerSettings, group_items, item_generator, reconstruction_guidance
+from vidiff.long_video import (
+    Item,
+    SamplerSettings,
+    group_items,
+    history_guided,
+    item_generator,
+    reconstruction_guidance,
+)
 from vidiff.sample import Interrupted, VideoModel, sample_long_videos
 from vidiff.schemes import batches, plan
 
@@ -168,6 +175,40 @@ def test_reconstruction_guidance_in_executor_keeps_given_frames():
     settings = SamplerSettings(sampler="ddim", steps=3, recon_guidance=2.0)
     out = _run(given_idx=[0, 5], settings=settings)
     assert torch.isfinite(out).all() and torch.equal(out[:, 0], out[:, 0].new_full((2, C, H, W), -0.9))
+
+
+def test_history_guidance_closed_form():
+    """uncond + s (cond - uncond); uncond sees the observed slots as the given noise at the top timestep, unmarked."""
+    b, k, s, top = 2, 4, 3.0, 99
+    seen = []
+
+    def net(z, tt, fidx, obs, ctx):
+        seen.append((z.clone(), tt.clone(), obs.clone()))
+        return z * (1 + obs[:, :, None, None, None].float()) + tt[:, :, None, None, None].float() / 100
+
+    observed = torch.tensor([[True, False, True, False]] * b)
+    noise, x = torch.randn(b, k, C, H, W), torch.randn(b, k, C, H, W)
+    out = history_guided(net, torch.arange(k).expand(b, k), observed, top, s, noise)(x, torch.tensor([50, 70]), None)
+    mask = observed[:, :, None, None, None]
+    t_cond = torch.tensor([50, 70])[:, None].expand(b, k)
+    t_unc = torch.where(observed, top, t_cond)
+    cond = x * (1 + mask.float()) + t_cond[:, :, None, None, None] / 100
+    uncond = torch.where(mask, noise, x) + t_unc[:, :, None, None, None] / 100
+    assert torch.allclose(out, uncond + s * (cond - uncond), atol=1e-6)
+    (z, tt, obs), = seen  # one forward pass holds both branches
+    assert z.shape[0] == 2 * b and not obs[b:].any() and torch.equal(obs[:b], observed)
+
+
+def test_history_guidance_in_executor():
+    """Scale 1 is the plain conditional sampler; another scale changes the generated frames, not the given ones."""
+    plain = _run(given_idx=[0, 5], settings=SamplerSettings(sampler="ddim", steps=3))
+    same = _run(given_idx=[0, 5], settings=SamplerSettings(sampler="ddim", steps=3, history_guidance=1.0))
+    guided = _run(given_idx=[0, 5], settings=SamplerSettings(sampler="ddim", steps=3, history_guidance=2.0))
+    assert torch.equal(plain, same)
+    assert torch.equal(guided[:, [0, 5]], plain[:, [0, 5]]) and not torch.allclose(guided, plain)
+    with pytest.raises(ValueError, match="history_guidance"):
+        _run(given_idx=[0, 5], settings=SamplerSettings(sampler="ddim", steps=3, history_guidance=2.0,
+                                                         recon_guidance=1.0))
 
 
 def test_text_context_routed_per_video_with_cfg():

@@ -190,3 +190,28 @@ def test_bad_context_width_and_config():
         SpaceTimeUNet(**TINY, attention_backend="flash")
     with pytest.raises(ValueError, match="norm_groups"):
         SpaceTimeUNet(**{**TINY, "norm_groups": 3})
+
+
+def test_patch_size_is_space_to_depth_around_the_same_net():
+    """patch_size=2 on (3, 8, 8) frames == the patch-1 net with 12 channels on the space-to-depth video."""
+    patched = _model(patch_size=2)
+    flat = _model(in_channels=12)
+    flat.load_state_dict(patched.state_dict())
+    x, t = _video(), torch.tensor([10, 700])
+    observed = torch.tensor([[True, False, True, False], [False, False, True, True]])
+    down = lambda v: v.unflatten(3, (4, 2)).unflatten(5, (4, 2)).permute(0, 1, 2, 4, 6, 3, 5).flatten(2, 4)
+    up = lambda v: v.unflatten(2, (3, 2, 2)).permute(0, 1, 2, 5, 3, 6, 4).flatten(5, 6).flatten(3, 4)
+    assert torch.equal(up(down(x)), x)
+    with torch.no_grad():
+        out = patched(x, t, observed=observed)
+        ref = up(flat(down(x), t, observed=observed))
+    assert out.shape == x.shape and torch.allclose(out, ref, atol=1e-5)
+    with_neighbours = _model(patch_size=2, nearest_observed=1)(x, t, observed=observed)
+    assert with_neighbours.shape == x.shape
+
+
+def test_patch_size_checked():
+    with pytest.raises(ValueError, match="patch_size"):
+        _model(patch_size=0)
+    with pytest.raises(ValueError, match="patch_size=3"):
+        _model(patch_size=3)(_video(), torch.tensor([1, 2]))

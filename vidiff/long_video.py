@@ -45,6 +45,9 @@ class SamplerSettings:
         guidance: classifier-free guidance scale (used when a context is given; 1 = conditional only).
         recon_guidance: weight w_r of reconstruction guidance (Ho et al. 2022, eq. 7); 0 turns it off and uses
             the conditional model (clean observed frames marked observed), the default for FDM-style models.
+        history_guidance: history guidance scale s for stages with observed frames (Song et al. 2025): the
+            prediction is ``uncond + s * (cond - uncond)``, uncond with the observed frames dropped (shown as pure
+            noise at the last timestep, not marked observed); 1 turns it off.
         extra: further keyword arguments for the sampler (e.g. ``threshold="dynamic"``).
     """
 
@@ -54,6 +57,7 @@ class SamplerSettings:
     spacing: str | None = None
     guidance: float = 1.0
     recon_guidance: float = 0.0
+    history_guidance: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,6 +165,36 @@ def _core_accepts_generator_lists() -> bool:
         return False
 
 
+def history_guided(
+    net: NetFn, frame_idx: torch.Tensor, observed: torch.Tensor, top: int, scale: float, noise: torch.Tensor
+) -> Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]:
+    """History guidance for stage schemes (Song et al. 2025) as a ``model_fn(x, t, context)``.
+
+    Returns ``uncond + scale * (cond - uncond)``. The conditional branch is the plain conditional model (observed
+    frames clean and marked observed); the unconditional one drops the history: the observed slots show the
+    fixed pure ``noise`` at timestep ``top`` (per-frame timesteps) and are not marked observed, the latent frames
+    are unchanged, an input the model learnt from its unconditional and per-frame-noise training samples. Both
+    branches run in one forward batch.
+    """
+    obs = observed.bool()
+
+    def guided(x: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
+        b, k = x.shape[:2]
+        reps = b // obs.shape[0]
+        o = obs.repeat(reps, 1)
+        m = o[:, :, None, None, None]
+        x_u = torch.where(m, noise.repeat(reps, 1, 1, 1, 1).to(x.dtype), x)
+        t_c = t if t.ndim == 2 else t.reshape(-1)[:, None].expand(b, k)
+        t_u = torch.where(o, torch.full_like(t_c, top), t_c)
+        idx = frame_idx.repeat(2 * reps, 1)
+        out = net(torch.cat([x, x_u]), torch.cat([t_c, t_u]), idx, torch.cat([o, torch.zeros_like(o)]),
+                  None if ctx is None else torch.cat([ctx, ctx]))
+        cond, uncond = out.chunk(2)
+        return uncond + scale * (cond - uncond)
+
+    return guided
+
+
 class StageRunner:
     """Denoises one forward batch of items; holds the model parts and the sampler settings.
 
@@ -207,6 +241,13 @@ class StageRunner:
                 reps = b // frame_idx.shape[0]  # CFG batches cond and uncond together
                 return self.net(x, t, frame_idx.repeat(reps, 1), observed.repeat(reps, 1), ctx)
 
+        if s.history_guidance != 1.0 and bool(observed.any()):
+            if s.recon_guidance > 0:
+                raise ValueError("history_guidance: not available together with recon_guidance")
+            # the dropped history's noise, drawn after the item's initial noise from the item's generator
+            noise = torch.stack([torch.randn(known.shape[1:], generator=g, device=known.device) for g in generators])
+            model_fn = history_guided(self.net, frame_idx, observed, self.schedule.num_timesteps - 1,
+                                      s.history_guidance, noise)
         if context is not None and null_context is not None and s.guidance != 1.0:
             from vidiff.diffusion.guidance import classifier_free_guidance
 

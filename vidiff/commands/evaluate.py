@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0)")
     g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale, text task (1 = off)")
+    g.add_argument("--history-guidance", type=float, default=1.0,
+                   help="history guidance scale: uncond + s * (cond - uncond), uncond with the observed frames "
+                        "dropped (1 = off)")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument("--batch-budget", type=int, default=16, help="stage x video items per forward pass (default 16)")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -76,7 +79,8 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     world = checkpoint_world_settings(args.ckpt, model.image_shape[1])
     cfg = EvalConfig(
         task=args.task, num_videos=args.num_videos, scheme=args.scheme, sampler=args.sampler, steps=args.steps,
-        eta=args.eta, guidance=args.guidance, seed=args.seed, num_observed=args.num_observed, horizon=args.horizon,
+        eta=args.eta, guidance=args.guidance, history_guidance=args.history_guidance, seed=args.seed,
+        num_observed=args.num_observed, horizon=args.horizon,
         length=args.length, max_frames=args.max_frames, step_size=args.step_size, baselines=list(args.baseline),
         batch_budget=args.batch_budget, split_offset=args.split_offset, i3d=args.i3d, progress=not args.no_progress,
     )

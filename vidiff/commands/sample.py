@@ -42,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vidiff.commands.scheme import add_level_arguments
 
     add_level_arguments(g)
-    g.add_argument("--history-guidance", type=float, default=1.0,
-                   help="history guidance scale s: uncond + s * (cond - uncond) with the history dropped (1 = off)")
     g.add_argument("--history-guidance-level", type=int, default=None,
                    help="fractional history guidance: the uncond history is noised to this timestep "
                         "(default: the last one, i.e. history dropped)")
@@ -55,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "n = steps // K partitions unless --partitions)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
     g.add_argument("--spacing", default=None, help="timestep spacing: leading, trailing or linspace")
+    g.add_argument("--history-guidance", type=float, default=1.0,
+                   help="history guidance scale s (any scheme): uncond + s * (cond - uncond), uncond with the "
+                        "observed frames dropped (1 = off)")
     g.add_argument("--recon-guidance", type=float, default=0.0,
                    help="reconstruction guidance weight w_r (Ho et al. 2022, eq. 7); 0 = off (default)")
     g.add_argument("--num-videos", type=int, default=4, help="videos to sample (default 4)")
@@ -280,7 +281,11 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         if not stages:
             raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
     context, null = text_conditioning(args, model)
-    settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
+    if not per_frame and args.history_guidance_level is not None:
+        raise ValueError("--history-guidance-level: only per-frame schemes noise the history to a level "
+                         "(stage schemes drop it; use --history-guidance alone)")
+    settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance,
+                               history_guidance=args.history_guidance)
     out = Path(args.out)
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock

@@ -37,6 +37,7 @@ class EvalConfig:
         scheme: long-video scheme (default per task, :data:`vidiff.evaluate.DEFAULT_SCHEMES`).
         sampler, steps, eta: diffusion sampler settings per stage.
         guidance: classifier-free guidance scale (text task).
+        history_guidance: history guidance scale for stages with observed frames (1 = off).
         seed: sampling seed (and the noise baseline's).
         num_observed, horizon, length: the task's frames (:func:`vidiff.evaluate.task_spec`).
         max_frames: K per stage (default the model's).
@@ -56,6 +57,7 @@ class EvalConfig:
     steps: int = 50
     eta: float = 0.0
     guidance: float = 1.0
+    history_guidance: float = 1.0
     seed: int = 0
     num_observed: int = 8
     horizon: int = 8
@@ -107,7 +109,8 @@ def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, ma
     if spec.uses_caption:
         with torch.no_grad():
             context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
-    settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, None, cfg.guidance)
+    settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, None, cfg.guidance,
+                               history_guidance=cfg.history_guidance)
     videos = sample_long_videos(
         model, stages, spec.length, len(truth), cfg.seed, settings, given, list(spec.given), context, null,
         batch_budget=cfg.batch_budget, progress=cfg.progress, max_frames=max_frames,

@@ -107,6 +107,9 @@ class SpaceTimeUNet(nn.Module):
         norm_groups: GroupNorm groups (32 as ldm; smaller for tiny models).
         channels_last: Keep parameters and activations in channels-last memory format.
         rel_pos_hidden: Hidden width of the relative frame-position MLPs.
+        patch_size: Side p of the square pixel patches the net works on (space-to-depth): frames enter as
+            ``(c p p, h / p, w / p)`` and the prediction leaves through the inverse (depth-to-space), so the first
+            level runs at ``h / p`` (simple diffusion's and DiT's patching); 1: off, the image U-Net layout.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class SpaceTimeUNet(nn.Module):
         norm_groups: int = 32,
         channels_last: bool = False,
         rel_pos_hidden: int = 32,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
         self.config = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in locals().items()
@@ -145,6 +149,10 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"num_heads must be >= 1 when num_head_channels == -1, got {num_heads}")
         if not channel_mult:
             raise ValueError("channel_mult must name at least one level, got an empty sequence")
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f"patch_size: expected an integer >= 1 (1 = off), got {patch_size!r}")
+        self.patch_size = patch_size
+        area = patch_size * patch_size
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.model_channels, self.context_dim = model_channels, context_dim
         self.num_levels = len(channel_mult)
@@ -191,7 +199,7 @@ class SpaceTimeUNet(nn.Module):
         self.time_embed = nn.Sequential(
             nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        self.input_blocks = nn.ModuleList([UNetBlock(nn.Conv2d(in_channels, model_channels, 3, padding=1))])
+        self.input_blocks = nn.ModuleList([UNetBlock(nn.Conv2d(in_channels * area, model_channels, 3, padding=1))])
         self.observed_in = (
             zero_module(nn.Conv2d(1, model_channels, 3, padding=1, bias=False)) if observed_channel else None
         )
@@ -199,7 +207,9 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"nearest_observed: expected an integer >= 0, got {nearest_observed!r}")
         self.nearest_observed = nearest_observed
         self.neighbours_in = (
-            zero_module(nn.Conv2d(neighbour_channels(in_channels, nearest_observed), model_channels, 3, padding=1))
+            zero_module(
+                nn.Conv2d(neighbour_channels(in_channels, nearest_observed) * area, model_channels, 3, padding=1)
+            )
             if nearest_observed
             else None
         )
@@ -230,7 +240,9 @@ class SpaceTimeUNet(nn.Module):
                     ds //= 2
                 self.output_blocks.append(UNetBlock(*layers, temporal=block_temporal))
         self.out = nn.Sequential(
-            normalization(ch, norm_groups), nn.SiLU(), zero_module(nn.Conv2d(ch, self.out_channels, 3, padding=1))
+            normalization(ch, norm_groups),
+            nn.SiLU(),
+            zero_module(nn.Conv2d(ch, self.out_channels * area, 3, padding=1)),
         )
         self.set_attention(attention_backend, attention_chunk_size)
         if channels_last:
@@ -297,7 +309,12 @@ class SpaceTimeUNet(nn.Module):
         param_dtype = self.time_embed[0].weight.dtype
         emb = self.time_embed(timestep_embedding(steps.flatten(), self.model_channels).to(param_dtype))
 
-        frames = rearrange(x, "b t c h w -> (b t) c h w")
+        p = self.patch_size
+        if h % p or w % p:
+            raise ValueError(f"x: frames of {h}x{w} pixels do not split into patches of patch_size={p}; "
+                             f"use a frame size divisible by {p}")
+        frames = rearrange(x, "b t c (h p1) (w p2) -> (b t) (c p1 p2) h w", p1=p, p2=p)
+        h, w = h // p, w // p
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         hid = self.input_blocks[0](frames, emb, state)
@@ -305,7 +322,8 @@ class SpaceTimeUNet(nn.Module):
             indicator = observed.flatten().to(hid.dtype)[:, None, None, None].expand(-1, 1, h, w)
             hid = hid + self.observed_in(indicator)
         if self.neighbours_in is not None:
-            near = rearrange(nearest_observed(x, frame_idx, observed, self.nearest_observed), "b t c h w -> (b t) c h w")
+            near = rearrange(nearest_observed(x, frame_idx, observed, self.nearest_observed),
+                             "b t c (h p1) (w p2) -> (b t) (c p1 p2) h w", p1=p, p2=p)
             if self.channels_last:
                 near = near.contiguous(memory_format=torch.channels_last)
             hid = hid + self.neighbours_in(near.to(hid.dtype))
@@ -316,5 +334,5 @@ class SpaceTimeUNet(nn.Module):
         hid = self._run(self.middle_block, hid, emb, state)
         for block in self.output_blocks:
             hid = self._run(block, torch.cat([hid, skips.pop()], dim=1), emb, state)
-        out = rearrange(self.out(hid), "(b t) c h w -> b t c h w", b=b)
+        out = rearrange(self.out(hid), "(b t) (c p1 p2) h w -> b t c (h p1) (w p2)", b=b, p1=p, p2=p)
         return out[:, 0] if image_input else out
