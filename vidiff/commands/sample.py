@@ -15,6 +15,8 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,24 @@ def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
     return VideoModel.from_module(module)
 
 
+@contextmanager
+def _given_file(option: str, path: str, kind: str) -> Iterator[None]:
+    """Turn whatever a decoder raises on ``path`` into one line naming ``option`` and the file (the decoder's own
+    message, often a C++ log line, is logged at debug level)."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{option}: {path} is an empty file (0 bytes); give {kind} file")
+    try:
+        yield
+    except (FileNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - decord, PyAV, ffmpeg and Pillow raise assorted types
+        log.debug("%s: %s cannot be read: %s: %s", option, path, type(err).__name__, err)
+        raise ValueError(
+            f"{option}: {path} is not a readable {kind.split()[-1]} (truncated, corrupt or another format); "
+            f"give {kind} file that {'ffmpeg' if 'video' in kind else 'Pillow'} can open"
+        ) from None
+
+
 def _read_image(path: str, size: tuple[int, int]) -> torch.Tensor:
     """An image file as ``(1, c, h, w)`` in [-1, 1], resized to ``size``."""
     import numpy as np
@@ -113,7 +133,7 @@ def _read_image(path: str, size: tuple[int, int]) -> torch.Tensor:
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--keyframes: no file at {path!r}")
-    with Image.open(path) as im:
+    with _given_file("--keyframes", path, "an image"), Image.open(path) as im:
         frame = to_float(np.asarray(im.convert("RGB"))[None])
     return F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
 
@@ -132,15 +152,17 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
     if args.num_observed is not None and args.observed is None:
         raise ValueError("--num-observed: needs --observed CLIP")
     if args.observed is not None:
-        total = count_frames(args.observed) if Path(args.observed).is_file() else None
-        if total is None:
+        if not Path(args.observed).is_file():
             raise FileNotFoundError(f"--observed: no video file at {args.observed!r}")
+        with _given_file("--observed", args.observed, "a video"):
+            total = count_frames(args.observed)
         n = total if args.num_observed is None else args.num_observed
         if n < 1:
             raise ValueError(f"--num-observed: expected >= 1, got {n}")
         if n > total:
             raise ValueError(f"--num-observed: {args.observed} has only {total} frames, fewer than {n}")
-        frames.append(read_video(args.observed, num_frames=n, size=(h, w)))
+        with _given_file("--observed", args.observed, "a video"):
+            frames.append(read_video(args.observed, num_frames=n, size=(h, w)))
         idx += list(range(n))
     if args.keyframe_indices is not None and args.keyframes is None:
         raise ValueError("--keyframe-indices: needs --keyframes")
@@ -148,7 +170,8 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
         if len(args.keyframes) == 1 and Path(args.keyframes[0]).suffix.lower() in VIDEO_SUFFIXES:
             if not Path(args.keyframes[0]).is_file():
                 raise FileNotFoundError(f"--keyframes: no video file at {args.keyframes[0]!r}")
-            keys = read_video(args.keyframes[0], size=(h, w))
+            with _given_file("--keyframes", args.keyframes[0], "a video"):
+                keys = read_video(args.keyframes[0], size=(h, w))
         else:
             keys = torch.cat([_read_image(p, (h, w)) for p in args.keyframes])
         positions = args.keyframe_indices
