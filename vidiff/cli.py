@@ -99,6 +99,7 @@ def _run(name: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"vidiff {name}", description=module.HELP)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
+    args._argv = argv[1:]  # the command line as typed (e.g. for `vidiff sample`'s --resume hint)
     code = module.run(args)
     return int(code or 0)
 

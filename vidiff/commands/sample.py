@@ -12,6 +12,7 @@ See docs/sampling.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -82,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gif", action="store_true", help="also write a gif per video")
     g.add_argument("--png-strip", action="store_true", help="also write a png strip of frames per video")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="discard the saved frames of an interrupted run in --out and sample afresh (without it, or "
+                   "--resume, such a run is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
 
@@ -305,8 +309,11 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     context, null = text_conditioning(args, model)
     settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance)
     out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise ValueError("--overwrite: discards the saved state that --resume continues; give one of them")
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
+        _keep_saved_state(out / "state", args.resume, args.overwrite)
         device = torch.device(args.device)
         if given is not None:
             with torch.no_grad():
@@ -324,7 +331,8 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             facts = dict(stages=len(stages))
         videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
-        run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
+        run_settings = {k: v for k, v in vars(args).items()
+                        if k not in ("stop_after_wave", "no_progress") and not k.startswith("_")}
         run_settings.update(scheme=scheme, max_frames=max_frames, given_frames=n_given, **facts,
                             seconds=round(seconds, 2), image_shape=list(model.image_shape))
         items = []
@@ -348,6 +356,58 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         return run_settings
 
 
+def _saved_waves(state: Path) -> int | None:
+    """How many waves an interrupted run saved in ``state`` (0 when unreadable), or None when nothing is saved."""
+    from vidiff.sample import STATE_JSON, STATE_TENSORS
+
+    if not (state / STATE_TENSORS).exists() and not (state / STATE_JSON).exists():
+        return None
+    try:
+        return int(json.loads((state / STATE_JSON).read_text())["next_wave"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _keep_saved_state(state: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to sample over an interrupted run's frames unless ``--resume`` or ``--overwrite`` says what to do
+    with them (docs/decisions.md); with ``--overwrite`` they are deleted here."""
+    from vidiff.sample import STATE_JSON, STATE_TENSORS
+
+    waves = _saved_waves(state)
+    if waves is None or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"--out: {state} holds the frames of an interrupted run ({waves} wave{'' if waves == 1 else 's'} done); continue it with --resume "
+            "(same settings), or add --overwrite to discard them and sample afresh"
+        )
+    for name in (STATE_TENSORS, STATE_JSON):
+        (state / name).unlink(missing_ok=True)
+    log.warning("--overwrite: discarded the interrupted run's frames in %s", state)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run: the user's own (``args._argv``) with ``--resume`` added and
+    ``--overwrite`` / ``--stop-after-wave`` dropped."""
+    import shlex
+
+    argv = list(getattr(args, "_argv", None) or ["--ckpt", args.ckpt, "--out", args.out, "..."])
+    kept: list[str] = []
+    skip = 0
+    for token in argv:
+        if skip:
+            skip -= 1
+        elif token == "--overwrite":
+            continue
+        elif token == "--stop-after-wave":
+            skip = 1
+        elif not token.startswith("--stop-after-wave="):
+            kept.append(token)
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join(["vidiff", "sample", *kept]).replace("'...'", "...")
+
+
 def run(args: argparse.Namespace) -> int:
     from vidiff.io.lock import FolderInUseError
 
@@ -356,6 +416,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FolderInUseError) as err:
         print(f"vidiff sample: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        state = Path(args.out) / "state"
+        waves = _saved_waves(state)
+        if waves:
+            print(f"vidiff sample: interrupted; {waves} finished wave{'' if waves == 1 else 's'} saved in {state}; continue with: "
+                  f"{resume_command(args)}", file=sys.stderr)
+        else:
+            print("vidiff sample: interrupted before the first wave finished; nothing was saved", file=sys.stderr)
+        return 130
     work = (f"{settings['stages']} steps, {settings['evaluations']} evaluations a video" if "evaluations" in settings
             else f"{settings['stages']} stages")
     print(f"wrote {args.num_videos} videos of {args.length} frames to {args.out} "
