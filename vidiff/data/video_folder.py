@@ -15,6 +15,7 @@ import copy
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def _why_unreadable(error: str | None) -> str:
     text = (error or "").lower()
     if "zero-byte" in text:
         return "empty file"
-    if "cannot read it" in text:
-        return "cannot be read now"
+    if "cannot read it" in text:  # an OSError, retried at the next start: say which
+        match = re.search(r"cannot read it \((\w+)", error or "")
+        return f"cannot be read now: {match.group(1)}" if match else "cannot be read now"
     if "no frame decodes" in text or not text:
         return "no frame decodes"
     return "not a video, or truncated"
