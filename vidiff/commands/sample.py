@@ -378,7 +378,8 @@ def _keep_saved_state(state: Path, resume: bool, overwrite: bool) -> None:
         return
     if not overwrite:
         raise ValueError(
-            f"--out: {state} holds the frames of an interrupted run ({waves} wave{'' if waves == 1 else 's'} done); continue it with --resume "
+            f"--out: {state} holds the frames of an interrupted run ({waves} wave{'' if waves == 1 else 's'} done); "
+            "continue it with --resume "
             "(same settings), or add --overwrite to discard them and sample afresh"
         )
     for name in (STATE_TENSORS, STATE_JSON):
@@ -420,7 +421,8 @@ def run(args: argparse.Namespace) -> int:
         state = Path(args.out) / "state"
         waves = _saved_waves(state)
         if waves:
-            print(f"vidiff sample: interrupted; {waves} finished wave{'' if waves == 1 else 's'} saved in {state}; continue with: "
+            print(f"vidiff sample: interrupted; {waves} finished wave{'' if waves == 1 else 's'} saved in {state}; "
+                  "continue with: "
                   f"{resume_command(args)}", file=sys.stderr)
         else:
             print("vidiff sample: interrupted before the first wave finished; nothing was saved", file=sys.stderr)

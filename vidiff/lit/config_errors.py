@@ -203,7 +203,8 @@ def _check_class(class_path: Any, init_args: Any, prefix: str, problems: list[st
         if _accepts(annotation, value) is False:
             default = params[key].default
             example = "" if default in (inspect.Parameter.empty, None) else f" such as {_show(default)} (the default)"
-            problems.append(f"{where}: expected {_expected(annotation)}, got {_show(value)}; give {_expected(annotation)}"
+            wanted = _expected(annotation)
+            problems.append(f"{where}: expected {wanted}, got {_show(value)}; give {wanted}"
                             f"{example}")
 
 
