@@ -121,7 +121,7 @@ def test_index_skips_bad_files_with_a_warning_and_is_cached(folder, caplog, monk
         "long.MP4": 30,
     }
     warned = caplog.text
-    assert "2 unreadable" in warned and "empty.mp4" in warned and "junk.avi" in warned
+    assert "skipping 2 of 5 video files" in warned and "empty.mp4" in warned and "junk.avi" in warned
     index = json.loads((folder / INDEX_NAME).read_text())
     assert {e["path"] for e in index["entries"]} == {
         "a/clip.mp4",

@@ -9,9 +9,11 @@ Two families of subcommands share one entry point:
   ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int | None``. Modules are imported only
   when their command runs, so ``vidiff --help`` stays fast.
 
-A :class:`vidiff.io.errors.FileFault` (a full disk, a dead encoder, an unsafe or corrupt checkpoint) raised by any
-command, also one wrapped by Lightning or jsonargparse, ends the command with one line ``vidiff COMMAND: error:
-...`` on stderr and exit status 2.
+A :class:`vidiff.io.errors.UserError` raised by any command, also one wrapped by Lightning or jsonargparse, ends the
+command with one line ``vidiff COMMAND: error: ...`` on stderr (one line per problem when there are several) and
+exit status 2: a :class:`~vidiff.io.errors.FileFault` (a full disk, a dead encoder, an unsafe or corrupt
+checkpoint) or a :class:`~vidiff.io.errors.ConfigError` (a misspelt key, a wrong type or value, a missing or
+unreadable input). ``VIDIFF_DEBUG=1`` shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -75,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _run(name, argv)
-    except BaseException as err:  # a file fault (full disk, unsafe checkpoint ...) ends in one line
-        from vidiff.io.errors import find_fault  # lazily: `vidiff --help` must not import torch
+    except BaseException as err:  # a user error (bad setting, full disk, unsafe checkpoint ...) ends in one line
+        from vidiff.io.errors import debug_enabled, find_fault  # lazily: `vidiff --help` must not import torch
 
         fault = find_fault(err)
-        if fault is None:
+        if fault is None or debug_enabled():
             raise
-        print(f"vidiff {name}: error: {fault}", file=sys.stderr)
+        for line in str(fault).splitlines() or [type(fault).__name__]:
+            print(f"vidiff {name}: error: {line}", file=sys.stderr)
         return 2
 
 
@@ -96,6 +99,7 @@ def _run(name: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"vidiff {name}", description=module.HELP)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
+    args._argv = argv[1:]  # the command line as typed (e.g. for `vidiff sample`'s --resume hint)
     code = module.run(args)
     return int(code or 0)
 

@@ -145,7 +145,7 @@ def _load_state(state_dir: Path, signature: str) -> tuple[torch.Tensor, int] | N
     path = state_dir / STATE_TENSORS
     if not path.is_file():
         return None
-    with reading(path, "sampling state", "delete it (or run without --resume) to sample afresh"), safe_open(
+    with reading(path, "sampling state", "rerun with --overwrite instead of --resume to sample afresh"), safe_open(
         str(path), framework="pt"
     ) as f:
         meta = f.metadata() or {}

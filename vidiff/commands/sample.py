@@ -12,9 +12,12 @@ See docs/sampling.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gif", action="store_true", help="also write a gif per video")
     g.add_argument("--png-strip", action="store_true", help="also write a png strip of frames per video")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="discard the saved frames of an interrupted run in --out and sample afresh (without it, or "
+                   "--resume, such a run is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
 
@@ -104,6 +110,24 @@ def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
     return VideoModel.from_module(module)
 
 
+@contextmanager
+def _given_file(option: str, path: str, kind: str) -> Iterator[None]:
+    """Turn whatever a decoder raises on ``path`` into one line naming ``option`` and the file (the decoder's own
+    message, often a C++ log line, is logged at debug level)."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{option}: {path} is an empty file (0 bytes); give {kind} file")
+    try:
+        yield
+    except (FileNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - decord, PyAV, ffmpeg and Pillow raise assorted types
+        log.debug("%s: %s cannot be read: %s: %s", option, path, type(err).__name__, err)
+        raise ValueError(
+            f"{option}: {path} is not a readable {kind.split()[-1]} (truncated, corrupt or another format); "
+            f"give {kind} file that {'ffmpeg' if 'video' in kind else 'Pillow'} can open"
+        ) from None
+
+
 def _read_image(path: str, size: tuple[int, int]) -> torch.Tensor:
     """An image file as ``(1, c, h, w)`` in [-1, 1], resized to ``size``."""
     import numpy as np
@@ -114,7 +138,7 @@ def _read_image(path: str, size: tuple[int, int]) -> torch.Tensor:
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"--keyframes: no file at {path!r}")
-    with Image.open(path) as im:
+    with _given_file("--keyframes", path, "an image"), Image.open(path) as im:
         frame = to_float(np.asarray(im.convert("RGB"))[None])
     return F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
 
@@ -133,15 +157,17 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
     if args.num_observed is not None and args.observed is None:
         raise ValueError("--num-observed: needs --observed CLIP")
     if args.observed is not None:
-        total = count_frames(args.observed) if Path(args.observed).is_file() else None
-        if total is None:
+        if not Path(args.observed).is_file():
             raise FileNotFoundError(f"--observed: no video file at {args.observed!r}")
+        with _given_file("--observed", args.observed, "a video"):
+            total = count_frames(args.observed)
         n = total if args.num_observed is None else args.num_observed
         if n < 1:
             raise ValueError(f"--num-observed: expected >= 1, got {n}")
         if n > total:
             raise ValueError(f"--num-observed: {args.observed} has only {total} frames, fewer than {n}")
-        frames.append(read_video(args.observed, num_frames=n, size=(h, w)))
+        with _given_file("--observed", args.observed, "a video"):
+            frames.append(read_video(args.observed, num_frames=n, size=(h, w)))
         idx += list(range(n))
     if args.keyframe_indices is not None and args.keyframes is None:
         raise ValueError("--keyframe-indices: needs --keyframes")
@@ -149,7 +175,8 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
         if len(args.keyframes) == 1 and Path(args.keyframes[0]).suffix.lower() in VIDEO_SUFFIXES:
             if not Path(args.keyframes[0]).is_file():
                 raise FileNotFoundError(f"--keyframes: no video file at {args.keyframes[0]!r}")
-            keys = read_video(args.keyframes[0], size=(h, w))
+            with _given_file("--keyframes", args.keyframes[0], "a video"):
+                keys = read_video(args.keyframes[0], size=(h, w))
         else:
             keys = torch.cat([_read_image(p, (h, w)) for p in args.keyframes])
         positions = args.keyframe_indices
@@ -287,8 +314,11 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     settings = SamplerSettings(args.sampler, args.steps, args.eta, args.spacing, args.guidance, args.recon_guidance,
                                history_guidance=args.history_guidance)
     out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise ValueError("--overwrite: discards the saved state that --resume continues; give one of them")
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
+        _keep_saved_state(out / "state", args.resume, args.overwrite)
         device = torch.device(args.device)
         if given is not None:
             with torch.no_grad():
@@ -306,7 +336,8 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             facts = dict(stages=len(stages))
         videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
-        run_settings = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")}
+        run_settings = {k: v for k, v in vars(args).items()
+                        if k not in ("stop_after_wave", "no_progress") and not k.startswith("_")}
         run_settings.update(scheme=scheme, max_frames=max_frames, given_frames=n_given, **facts,
                             seconds=round(seconds, 2), image_shape=list(model.image_shape))
         items = []
@@ -330,6 +361,59 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         return run_settings
 
 
+def _saved_waves(state: Path) -> int | None:
+    """How many waves an interrupted run saved in ``state`` (0 when unreadable), or None when nothing is saved."""
+    from vidiff.sample import STATE_JSON, STATE_TENSORS
+
+    if not (state / STATE_TENSORS).exists() and not (state / STATE_JSON).exists():
+        return None
+    try:
+        return int(json.loads((state / STATE_JSON).read_text())["next_wave"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _keep_saved_state(state: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to sample over an interrupted run's frames unless ``--resume`` or ``--overwrite`` says what to do
+    with them (docs/decisions.md); with ``--overwrite`` they are deleted here."""
+    from vidiff.sample import STATE_JSON, STATE_TENSORS
+
+    waves = _saved_waves(state)
+    if waves is None or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"--out: {state} holds the frames of an interrupted run ({waves} wave{'' if waves == 1 else 's'} done); "
+            "continue it with --resume "
+            "(same settings), or add --overwrite to discard them and sample afresh"
+        )
+    for name in (STATE_TENSORS, STATE_JSON):
+        (state / name).unlink(missing_ok=True)
+    log.warning("--overwrite: discarded the interrupted run's frames in %s", state)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run: the user's own (``args._argv``) with ``--resume`` added and
+    ``--overwrite`` / ``--stop-after-wave`` dropped."""
+    import shlex
+
+    argv = list(getattr(args, "_argv", None) or ["--ckpt", args.ckpt, "--out", args.out, "..."])
+    kept: list[str] = []
+    skip = 0
+    for token in argv:
+        if skip:
+            skip -= 1
+        elif token == "--overwrite":
+            continue
+        elif token == "--stop-after-wave":
+            skip = 1
+        elif not token.startswith("--stop-after-wave="):
+            kept.append(token)
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join(["vidiff", "sample", *kept]).replace("'...'", "...")
+
+
 def run(args: argparse.Namespace) -> int:
     from vidiff.io.lock import FolderInUseError
 
@@ -338,6 +422,16 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FolderInUseError) as err:
         print(f"vidiff sample: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        state = Path(args.out) / "state"
+        waves = _saved_waves(state)
+        if waves:
+            print(f"vidiff sample: interrupted; {waves} finished wave{'' if waves == 1 else 's'} saved in {state}; "
+                  "continue with: "
+                  f"{resume_command(args)}", file=sys.stderr)
+        else:
+            print("vidiff sample: interrupted before the first wave finished; nothing was saved", file=sys.stderr)
+        return 130
     work = (f"{settings['stages']} steps, {settings['evaluations']} evaluations a video" if "evaluations" in settings
             else f"{settings['stages']} stages")
     print(f"wrote {args.num_videos} videos of {args.length} frames to {args.out} "

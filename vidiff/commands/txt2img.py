@@ -179,7 +179,7 @@ def txt2img_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     save_image_grid(out / "grid.png", images, nrow=nrow)
     for i, frame in enumerate(to_uint8(images)):
         save_image(out / f"image_{i:03d}.png", frame)
-    settings = {k: v for k, v in vars(args).items()}
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     settings.update(seconds=round(seconds, 2), image_shape=list(images.shape[1:]))
     write_json_atomic(out / "settings.json", settings)
     return settings

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidiff.io.native import native_stderr_silenced
+
 log = logging.getLogger(__name__)
 
 PILLOW_SUFFIXES = (".gif", ".webp", ".png", ".apng")
@@ -227,7 +229,8 @@ def _first_success(fns: dict, path: str, backend: str, *args):
     errors = []
     for name in backends_for(path, backend):
         try:
-            return fns[name](path, *args)
+            with native_stderr_silenced():  # decord's and ffmpeg's own log lines; the DecodeError says it
+                return fns[name](path, *args)
         except DecodeError as err:
             errors.append(f"{name}: {' '.join(str(err).split())[:300]}")
             log.debug("%s: %s backend failed (%s)", path, name, err)

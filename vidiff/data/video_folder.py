@@ -15,6 +15,7 @@ import copy
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
+from vidiff.io.errors import ConfigError, MissingInput
 from vidiff.masks import FrameMaskSampler
 
 from .decode import BACKENDS, DecodeError, decode_size, frame_size, read_frames
@@ -38,6 +40,33 @@ SHORT_VIDEOS = ("mask", "skip")
 def _names(paths: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _why_unreadable(error: str | None) -> str:
+    """A few words for an index entry's decode error (the full text is logged at debug level)."""
+    text = (error or "").lower()
+    if "zero-byte" in text:
+        return "empty file"
+    if "cannot read it" in text:  # an OSError, retried at the next start: say which
+        match = re.search(r"cannot read it \((\w+)", error or "")
+        return f"cannot be read now: {match.group(1)}" if match else "cannot be read now"
+    if "no frame decodes" in text or not text:
+        return "no frame decodes"
+    return "not a video, or truncated"
+
+
+def _unreadable_list(entries: Sequence[IndexEntry], limit: int = 6) -> str:
+    """``a.mp4, b.mp4 (not a video, or truncated); c.mp4 (empty file)``: at most ``limit`` names, grouped by why."""
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        groups.setdefault(_why_unreadable(e.error), []).append(e.path)
+    parts, shown = [], 0
+    for why, paths in groups.items():
+        take = paths[: max(1, limit - shown)]
+        shown += len(take)
+        more = f" and {len(paths) - len(take)} more" if len(paths) > len(take) else ""
+        parts.append(f"{', '.join(take)}{more} ({why})")
+    return "; ".join(parts)
 
 
 def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -134,7 +163,7 @@ class VideoFolder(Dataset):
             raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
         root = Path(root).expanduser()
         if not root.exists():
-            raise FileNotFoundError(f"root: video folder {str(root)!r} does not exist")
+            raise MissingInput(f"root: video folder {str(root)!r} does not exist; give the folder that holds your videos")
         if not root.is_dir():
             raise NotADirectoryError(f"root: expected a folder of videos, {str(root)!r} is not a folder")
         self.root, self.image_size, self.frame_stride = root, image_size, frame_stride
@@ -149,8 +178,9 @@ class VideoFolder(Dataset):
         cache = index_path(root, cache_dir) if cache_index else None
         entries = build_index(root, self.extensions, cache, backend, rebuild=rebuild_index)
         if not entries:
-            raise FileNotFoundError(
-                f"root: no video files with extensions {list(self.extensions)} under {str(root)!r}"
+            raise MissingInput(
+                f"root: no video files with extensions {list(self.extensions)} under {str(root)!r}; put videos "
+                "there, or give another folder (or set `extensions`)"
             )
         self.videos = self._usable(entries)
         self._bad: set[int] = set()
@@ -162,21 +192,21 @@ class VideoFolder(Dataset):
 
     def _usable(self, entries: list[IndexEntry]) -> list[tuple[str, int]]:
         """Drop unreadable and too-short files (warning with their names); errors when nothing is left."""
-        unreadable = [
-            f"{e.path} ({e.error or 'no frames decode'})" for e in entries if e.error or e.frames == 0
-        ]
+        unreadable = [e for e in entries if e.error or e.frames == 0]
+        for e in unreadable:
+            log.debug("%s: %s", e.path, e.error or "no frames decode")
         readable = [e for e in entries if not e.error and e.frames > 0]
         if not readable:
-            raise ValueError(
+            raise ConfigError(
                 f"root: none of the {len(entries)} video files under {str(self.root)!r} could be decoded: "
-                f"{_names(unreadable)}"
+                f"{_unreadable_list(unreadable)}; give a folder of videos that ffmpeg can play"
             )
         need = self.min_frames
         if self.clip_length is not None and self.short_videos == "skip":
             need = max(need, self.clip_length)
         longest = max(readable, key=lambda e: e.frames)
         if self.clip_length is not None and self._strided(longest.frames) < self.clip_length:
-            raise ValueError(
+            raise ConfigError(
                 f"clip_length: {self.clip_length} frames (frame_stride={self.frame_stride}) is longer than "
                 f"every "
                 f"video under {str(self.root)!r}; the longest, {longest.path}, has {longest.frames} frames "
@@ -186,10 +216,11 @@ class VideoFolder(Dataset):
         usable = [(e.path, e.frames) for e in readable if self._strided(e.frames) >= need]
         if unreadable:
             log.warning(
-                "skipping %d unreadable video file(s) under %s: %s",
+                "skipping %d of %d video files under %s that do not decode: %s",
                 len(unreadable),
+                len(entries),
                 self.root,
-                _names(unreadable),
+                _unreadable_list(unreadable),
             )
         if short:
             log.warning(
@@ -198,10 +229,10 @@ class VideoFolder(Dataset):
                 self.root,
                 need,
                 self.frame_stride,
-                _names(short),
+                _names(short, 6),
             )
         if not usable:
-            raise ValueError(
+            raise ConfigError(
                 f"root: no video under {str(self.root)!r} has at least {need} frames after frame_stride="
                 f"{self.frame_stride}; the longest, {longest.path}, has {longest.frames}"
             )

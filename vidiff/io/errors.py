@@ -29,7 +29,32 @@ TORCH_WRITER_TEXTS = ("enforce fail at inline_container", "pytorchstreamwriter f
 LOW_SPACE_BYTES = 16 * 2**20
 
 
-class FileFault(Exception):
+#: Set to 1 to see the full traceback instead of the one-line message (``VIDIFF_DEBUG=1 vidiff fit ...``).
+DEBUG_ENV = "VIDIFF_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """True when ``$VIDIFF_DEBUG`` is set (to anything but ``0`` or empty): show tracebacks, not one-liners."""
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+class UserError(Exception):
+    """A problem the user can fix; ``str(err)`` is the line to show (several lines: several problems).
+
+    The `vidiff` command prints it as ``vidiff COMMAND: error: LINE`` without a traceback (unless
+    ``$VIDIFF_DEBUG`` is set) and exits with status 2.
+    """
+
+
+class ConfigError(UserError, ValueError):
+    """A setting or an input that cannot work: a misspelt key, a wrong type or value, a missing or unreadable input."""
+
+
+class MissingInput(UserError, FileNotFoundError):
+    """A file or folder a setting names does not exist or holds nothing usable."""
+
+
+class FileFault(UserError):
     """A read or write failed for a reason the user can fix; ``str(err)`` is the one line to show.
 
     Read faults are also ``ValueError`` (a bad input file) and write faults ``OSError``, so callers that catch those
@@ -190,11 +215,12 @@ def writing(path: str | os.PathLike, kept: str | None = None) -> Iterator[None]:
         raise fault from err
 
 
-def find_fault(err: BaseException | None) -> FileFault | None:
-    """The :class:`FileFault` in ``err``'s cause/context chain (frameworks re-wrap exceptions), or None."""
+def find_fault(err: BaseException | None) -> UserError | None:
+    """The :class:`UserError` (e.g. a :class:`FileFault`) in ``err``'s cause/context chain (frameworks re-wrap
+    exceptions), or None."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, FileFault):
+        if isinstance(err, UserError):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__

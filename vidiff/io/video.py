@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from vidiff.io.atomic import atomic_path
 from vidiff.io.errors import writing
 from vidiff.io.frames import ArrayLike, pad_to_even, to_float, to_uint8
+from vidiff.io.native import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,12 @@ def _read_decord(path: Path) -> np.ndarray | None:
 
 
 def _read_all(path: Path, backend: str) -> np.ndarray:
-    """All frames of ``path`` as uint8 ``(t, h, w, 3)``."""
+    """All frames of ``path`` as uint8 ``(t, h, w, 3)`` (the decoders' own log lines kept off the terminal)."""
+    with native_stderr_silenced():
+        return _decode_all(path, backend)
+
+
+def _decode_all(path: Path, backend: str) -> np.ndarray:
     if backend == "decord":
         frames = _read_decord(path)
         if frames is not None:

@@ -32,8 +32,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from jsonargparse import ArgumentError
 
-from vidiff.io.errors import reading
+from vidiff.io.errors import ConfigError, UserError, debug_enabled, reading
+from vidiff.lit.config_errors import config_problems, summarize_instantiation_error, summarize_parse_error
 from vidiff.lit.callbacks import ContextUse, LossSummary, PredictVideos, ResumeState, SampleVideos
 from vidiff.lit.progress import step_progress_bar
 from vidiff.lit.checkpoint import AtomicCheckpointIO, RunCheckpoint
@@ -73,15 +76,67 @@ class VidiffCLI(LightningCLI):
             "start afresh (without it such a fit is refused; --ckpt_path last continues the earlier run)",
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse; a bad config ends in one line per problem, each naming the key, the value and the fix
+        (:mod:`vidiff.lit.config_errors`), instead of jsonargparse's usage text."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            if debug_enabled():
+                raise
+            argv = list(sys.argv[1:] if args is None else args)
+            subparser = self._subcommand_parsers.get(argv[0]) if argv else None
+            subparser = subparser or parser
+            problems = config_problems(argv[1:], subparser)
+            summary = summarize_parse_error(str(err), subparser)
+            if not any(p.split(":")[0] == summary.split(":")[0] for p in problems):
+                problems.append(summary)
+            raise ConfigError("\n".join(problems)) from err
+
+    def instantiate_classes(self) -> None:
+        """Build model, data and trainer; a constructor's refusal of a setting ends in one line naming its key."""
+        try:
+            super().instantiate_classes()
+        except UserError:
+            raise
+        except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, MisconfigurationException) as err:
+            if debug_enabled():
+                raise
+            raise ConfigError(summarize_instantiation_error(err)) from err
+
     def _parse_ckpt_path(self) -> None:
         # Lightning reads --ckpt_path's hyperparameters here with a bare torch.load; an unsafe or corrupt file
         # must end in one line (vidiff.io.errors), so check it first (mmap: the tensors are not read)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        special = ("last", "best", "hpc", "registry")
+        if ckpt_path and "://" not in str(ckpt_path) and str(ckpt_path) not in special and not Path(ckpt_path).exists():
+            root = self.config[subcommand].get("trainer", {}).get("default_root_dir") or "the run folder"
+            raise ConfigError(
+                f"ckpt_path: no checkpoint file at {str(ckpt_path)!r}; give an existing .ckpt file, or "
+                f"`--ckpt_path last` to continue the run in {root}"
+            )
         if ckpt_path and "://" not in str(ckpt_path) and Path(ckpt_path).is_file():
             with reading(ckpt_path):
                 torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
         super()._parse_ckpt_path()
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse model and data settings that disagree before anything is built (one line, with the fix)."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        args = {
+            part: (config.get(part) or {}).get("init_args") if hasattr(config.get(part), "get") else None
+            for part in ("model", "data")
+        }
+        if args["model"] is None or args["data"] is None:
+            return
+        for key in SHARED_KEYS:
+            model_value, data_value = args["model"].get(key), args["data"].get(key)
+            if model_value is not None and data_value is not None and model_value != data_value:
+                raise ConfigError(
+                    f"model.init_args.{key} is {model_value} but data.init_args.{key} is {data_value}; they must "
+                    f"agree: set both to the same value (e.g. --data.init_args.{key} {model_value})"
+                )
 
     def after_instantiate_classes(self) -> None:
         model, data = self.model, self.datamodule
@@ -96,8 +151,9 @@ class VidiffCLI(LightningCLI):
             data_value = getattr(data, "hparams", {}).get(key)
             model_value = getattr(model, key, None)
             if data_value is not None and model_value is not None and data_value != model_value:
-                raise ValueError(
-                    f"model.init_args.{key}={model_value} but data.init_args.{key}={data_value}: they must agree"
+                raise ConfigError(
+                    f"model.init_args.{key} is {model_value} but data.init_args.{key} is {data_value}; they must "
+                    f"agree: set both to the same value (e.g. --data.init_args.{key} {model_value})"
                 )
 
     def before_fit(self) -> None:
@@ -153,7 +209,7 @@ def run_lightning_cli(argv: Sequence[str], run: bool = True) -> VidiffCLI:
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={"prog": "vidiff"},
+            parser_kwargs={"prog": "vidiff", "exit_on_error": False},  # errors: VidiffCLI.parse_arguments
             run=run,
         )
     finally:

@@ -87,6 +87,7 @@ class RunFolderGuard(Callback):
         self._checked = False
         self.lock: FolderLock | None = None
         self._new_log_dir: Path | None = None  # the logger folder this run created (removed if it fails at once)
+        self._new_parents: list[Path] = []  # folders above it that did not exist either (removed when left empty)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or trainer.fast_dev_run:
@@ -107,6 +108,7 @@ class RunFolderGuard(Callback):
         """Remember the logger folder if it does not exist yet (call before fit: Lightning creates it in setup)."""
         if trainer.is_global_zero and trainer.log_dir and not Path(trainer.log_dir).exists():
             self._new_log_dir = Path(trainer.log_dir)
+            self._new_parents = [p for p in self._new_log_dir.parents if not p.exists()]
 
     def _release(self) -> None:
         if self.lock is not None:
@@ -118,8 +120,12 @@ class RunFolderGuard(Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._release()
-        if trainer.global_step == 0 and self._new_log_dir is not None:
-            remove_unused_log_dir(self._new_log_dir)
+        if trainer.global_step == 0 and self._new_log_dir is not None and remove_unused_log_dir(self._new_log_dir):
+            for folder in self._new_parents:  # lightning_logs/ (and the run folder) if this run created them
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: something else lives there
+                    break
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.strategy.restore_checkpoint_after_setup:  # else ckpt_path is known only at train start
