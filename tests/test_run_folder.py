@@ -128,3 +128,19 @@ def test_fit_with_fdm_masks_validates_and_checkpoints(tmp_path):
     callback.on_validation_batch_end(None, None, None, batch, 0)
     (clips,) = callback._clips
     assert clips["valid"].all() and len(clips["video"]) == 1 and clips["caption"] == ["b"]
+
+
+def test_demo_runs_from_any_folder_and_prints_only_paths_that_exist(tmp_path, monkeypatch, capsys):
+    """The default --config (configs/shapes/tiny.yaml) is found in vidiff's checkout from another folder."""
+    from vidiff.cli import main
+    from vidiff.commands.demo import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("configs/shapes/tiny.yaml").is_file()
+    with pytest.raises(SystemExit, match="--config: nope.yaml not found"):
+        resolve_config("nope.yaml")
+    assert main(["demo", "--max-steps", "1", "--length", "10", "--steps", "2", "--out", "runs/demo"]) == 0
+    summary = capsys.readouterr().out.split("vidiff demo done.")[1]
+    lines = [line.split(":", 1)[1].split(" (open")[0].strip() for line in summary.splitlines() if ":" in line]
+    assert lines and all((tmp_path / p).exists() for p in lines), lines
+    assert (tmp_path / "runs/demo/long_video/index.html").is_file()

@@ -48,21 +48,37 @@ def run(args: argparse.Namespace) -> int:
         "sample", "--ckpt", str(ckpt), "--scheme", "hierarchy-2", "--length", str(args.length),
         "--sampler", "ddim", "--steps", str(args.steps), "--num-videos", "2", "--seed", "0", "--out", str(samples),
     ])
-    trained = "" if args.pretrained else f"\n  training samples: {ckpt.parent.parent}/samples/"
+    train_samples = ckpt.parent.parent / "samples"
+    trained = f"\n  training samples: {train_samples}/" if not args.pretrained and train_samples.is_dir() else ""
     print(f"\nvidiff demo done.\n  checkpoint:      {ckpt}{trained}"
           f"\n  long videos:     {samples}/ (open {samples}/index.html)")
     return code
 
 
+#: The source checkout vidiff runs from (its configs/ folder holds the demo's config).
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_config(config: str) -> Path:
+    """``config`` as given if it exists, else the same relative path in vidiff's checkout (``configs/...``), so
+    that ``vidiff demo`` runs from any folder."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    shipped = SOURCE_ROOT / path
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    raise SystemExit(f"vidiff demo: --config: {config} not found (nor under {SOURCE_ROOT}); give a config file")
+
+
 def _train(args: argparse.Namespace, out: Path, main) -> Path:
     """Train (unless ``--skip-train``) and return the newest ``last.ckpt`` under ``out``."""
-    if not Path(args.config).is_file():
-        raise SystemExit(f"vidiff demo: --config {args.config} not found; run it from the repository root")
+    config = str(resolve_config(args.config))
     if not args.skip_train:
         if list((out / "checkpoints").glob("*.ckpt")) and not args.overwrite:
             raise SystemExit(f"vidiff demo: {out}/checkpoints already holds a trained model; sample from it with "
                              "--skip-train, or retrain with --overwrite (moves the old checkpoints aside)")
-        argv = ["fit", "--config", args.config, "--trainer.default_root_dir", str(out)]
+        argv = ["fit", "--config", config, "--trainer.default_root_dir", str(out)]
         if args.overwrite:
             argv += ["--overwrite", "true"]
         if args.max_steps is not None:
