@@ -222,7 +222,8 @@ def test_sampling_state_on_a_full_disk_and_a_corrupt_state(tmp_path, monkeypatch
     frames, wave = _load_state(tmp_path, '{"a": 1}')
     assert wave == 1 and torch.equal(frames, torch.ones(2, 3))
     path.write_bytes(before[:20])
-    with pytest.raises(UnreadableFile, match=r"is not a readable sampling state: .*; delete it \(or run without"):
+    with pytest.raises(UnreadableFile,
+                       match=r"is not a readable sampling state: .*; rerun with --overwrite instead of --resume"):
         _load_state(tmp_path, '{"a": 1}')
 
 

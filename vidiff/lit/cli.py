@@ -60,6 +60,20 @@ def _import_builtin_parts() -> None:
             log.debug("%s not importable: %s", name, err)
 
 
+def check_shared_settings(model_value, data_value) -> None:
+    """Refuse a model and data module that disagree on a :data:`SHARED_KEYS` setting (``model_value(key)`` and
+    ``data_value(key)`` read them). Values that are not positive integers are left to the classes' own checks,
+    which name the problem better."""
+    for key in SHARED_KEYS:
+        m, d = model_value(key), data_value(key)
+        valid = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (m, d))
+        if valid and m != d:
+            raise ConfigError(
+                f"model.init_args.{key} is {m} but data.init_args.{key} is {d}; they must agree: set both to the "
+                f"same value (e.g. --data.init_args.{key} {m})"
+            )
+
+
 class VidiffCLI(LightningCLI):
     """LightningCLI with vidiff's checkpointing, sample videos, exact resume and atomic checkpoint files."""
 
@@ -130,13 +144,7 @@ class VidiffCLI(LightningCLI):
         }
         if args["model"] is None or args["data"] is None:
             return
-        for key in SHARED_KEYS:
-            model_value, data_value = args["model"].get(key), args["data"].get(key)
-            if model_value is not None and data_value is not None and model_value != data_value:
-                raise ConfigError(
-                    f"model.init_args.{key} is {model_value} but data.init_args.{key} is {data_value}; they must "
-                    f"agree: set both to the same value (e.g. --data.init_args.{key} {model_value})"
-                )
+        check_shared_settings(args["model"].get, args["data"].get)
 
     def after_instantiate_classes(self) -> None:
         model, data = self.model, self.datamodule
@@ -147,14 +155,7 @@ class VidiffCLI(LightningCLI):
             warnings.filterwarnings(
                 "ignore", message=r"You're resuming from a checkpoint that ended before the epoch"
             )
-        for key in SHARED_KEYS:
-            data_value = getattr(data, "hparams", {}).get(key)
-            model_value = getattr(model, key, None)
-            if data_value is not None and model_value is not None and data_value != model_value:
-                raise ConfigError(
-                    f"model.init_args.{key} is {model_value} but data.init_args.{key} is {data_value}; they must "
-                    f"agree: set both to the same value (e.g. --data.init_args.{key} {model_value})"
-                )
+        check_shared_settings(lambda key: getattr(model, key, None), getattr(data, "hparams", {}).get)
 
     def before_fit(self) -> None:
         """``--ckpt_path last`` with no ``last.ckpt`` yet: say in one line that a new run starts (decided in
