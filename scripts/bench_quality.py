@@ -49,7 +49,7 @@ def train(config: Path, budget_min: float, root: Path, device: str) -> Path:
 
 
 def trained_steps(ckpt: Path) -> int:
-    from vidiff.lit.weights import read_checkpoint
+    from vidiff.io.checkpoint import read_checkpoint
 
     return int(read_checkpoint(ckpt).get("global_step", -1))
 

@@ -17,7 +17,7 @@ import torch
 from vidiff.commands.sample import load_sampling_model
 from vidiff.evaluate import checkpoint_world_settings, eval_world, ground_truth
 from vidiff.evaluate.runner import context_use_scores
-from vidiff.lit.weights import read_checkpoint
+from vidiff.io.checkpoint import read_checkpoint
 from vidiff.metrics.context import context_use, format_context_use, prediction_mask
 
 

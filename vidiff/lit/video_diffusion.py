@@ -26,7 +26,8 @@ from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, diffusion_
 from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
 from vidiff.lit.loss_guard import LossGuard
-from vidiff.lit.parts import build_callable, build_module, eval_mode, is_plain, module_spec
+from vidiff.io.checkpoint import build_module
+from vidiff.lit.parts import build_callable, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
