@@ -56,7 +56,7 @@ def trained_steps(ckpt: Path) -> int:
 
 def evaluate(ckpt: Path, sections: list[tuple[str, dict]], out: Path, device: str, progress: bool) -> list:
     """Run each ``(label, EvalConfig kwargs)``; returns ``[(label, report)]``."""
-    from vidiff.commands.sample import load_sampling_model
+    from vidiff.pipelines import load_sampling_model
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, write_report
     from vidiff.evaluate import evaluate as run_eval
 
