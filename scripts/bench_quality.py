@@ -49,14 +49,14 @@ def train(config: Path, budget_min: float, root: Path, device: str) -> Path:
 
 
 def trained_steps(ckpt: Path) -> int:
-    from vidiff.lit.weights import read_checkpoint
+    from vidiff.io.checkpoint import read_checkpoint
 
     return int(read_checkpoint(ckpt).get("global_step", -1))
 
 
 def evaluate(ckpt: Path, sections: list[tuple[str, dict]], out: Path, device: str, progress: bool) -> list:
     """Run each ``(label, EvalConfig kwargs)``; returns ``[(label, report)]``."""
-    from vidiff.commands.sample import load_sampling_model
+    from vidiff.pipelines import load_sampling_model
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, write_report
     from vidiff.evaluate import evaluate as run_eval
 

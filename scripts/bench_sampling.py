@@ -26,8 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff.diffusion import NoiseSchedule
-from vidiff.long_video import SamplerSettings
-from vidiff.sample import VideoModel, sample_long_videos
+from vidiff.pipelines import SamplerSettings, VideoModel, sample_long_videos
 from vidiff.schemes import batches, plan
 
 TINY_NET = {  # configs/shapes/tiny.yaml's net
@@ -38,7 +37,7 @@ TINY_NET = {  # configs/shapes/tiny.yaml's net
 
 def _model(ckpt: str | None, size: int) -> tuple[VideoModel, str]:
     if ckpt and Path(ckpt).is_file():
-        from vidiff.commands.sample import load_sampling_model
+        from vidiff.pipelines import load_sampling_model
 
         return load_sampling_model(ckpt), f"trained checkpoint {ckpt}"
     from vidiff.nn.unet import SpaceTimeUNet
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = VideoModel(counter, model.schedule, model.prediction, model.frame_shape, model.image_shape,
                                model.autoencoder, model.text_encoder, args.max_frames)
                 start = time.perf_counter()
-                videos = sample_long_videos(m, stages, args.length, n, seed=0, settings=settings, batch_budget=budget,
+                videos = sample_long_videos(m, stages, args.length, num_videos=n, seed=0, settings=settings, batch_budget=budget,
                                             progress=False)
                 wall = time.perf_counter() - start
                 results[mode] = (videos, wall)

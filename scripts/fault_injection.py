@@ -138,7 +138,7 @@ def install(hook: dict) -> None:
 
         VideoDiffusion.loss = loss
     elif kind in ("kill_after_wave", "full_at_state", "wait_at_state"):
-        import vidiff.sample as sample
+        import vidiff.pipelines.long_video as sample
 
         real_state = sample._save_state
 

@@ -14,10 +14,10 @@ import argparse
 
 import torch
 
-from vidiff.commands.sample import load_sampling_model
+from vidiff.pipelines import load_sampling_model
 from vidiff.evaluate import checkpoint_world_settings, eval_world, ground_truth
 from vidiff.evaluate.runner import context_use_scores
-from vidiff.lit.weights import read_checkpoint
+from vidiff.io.checkpoint import read_checkpoint
 from vidiff.metrics.context import context_use, format_context_use, prediction_mask
 
 
@@ -37,10 +37,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     for path in args.ckpts:
         if args.raw:
-            from vidiff.lit import load_model
-            from vidiff.sample import VideoModel
-
-            model = VideoModel.from_module(load_model(path, use_ema=False))
+            model = load_sampling_model(path, use_ema=False)
         else:
             model = load_sampling_model(path)
         k = model.max_frames or 8

@@ -1,4 +1,4 @@
-"""A checkpoint chooses what to import only within vidiff, torch and the user's allow-list (vidiff.lit.parts)."""
+"""A checkpoint chooses what to import only within vidiff, torch and the user's allow-list (vidiff.io.checkpoint)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vidiff.lit import load_model
-from vidiff.lit import parts
-from vidiff.lit.parts import ALLOWED_MODULES_ENV, check_allowed
+from vidiff.io import checkpoint as parts
+from vidiff.io.checkpoint import ALLOWED_MODULES_ENV, check_allowed
 
 EVIL = '''
 import pathlib

@@ -213,7 +213,7 @@ def test_decoder_logs_never_reach_the_terminal(ckpt, bad_files, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume_and_a_rerun_keeps_the_state(ckpt, tmp_path, capsys, monkeypatch):
-    import vidiff.sample as executor
+    import vidiff.pipelines.long_video as executor
 
     real_save = executor._save_state
 
@@ -244,7 +244,7 @@ def test_ctrl_c_says_how_to_resume_and_a_rerun_keeps_the_state(ckpt, tmp_path, c
 
 
 def test_overwrite_discards_the_saved_state(ckpt, tmp_path, monkeypatch, capsys):
-    import vidiff.sample as executor
+    import vidiff.pipelines.long_video as executor
 
     out = tmp_path / "out"
     argv = ["sample", "--ckpt", str(ckpt), "--length", "60", "--steps", "1", "--num-videos", "1", "--out", str(out),

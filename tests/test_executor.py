@@ -5,15 +5,10 @@ import pytest
 import torch
 
 from vidiff.diffusion import NoiseSchedule
-from vidiff.long_video import (
-    Item,
-    SamplerSettings,
-    group_items,
-    history_guided,
-    item_generator,
-    reconstruction_guidance,
-)
-from vidiff.sample import Interrupted, VideoModel, sample_long_videos
+from vidiff.pipelines.denoiser import history_guided, reconstruction_guidance
+from vidiff.pipelines.long_video import Interrupted, sample_long_videos
+from vidiff.pipelines.model import VideoModel
+from vidiff.pipelines.stages import Item, SamplerSettings, group_items, item_generator
 from vidiff.schemes import batches, plan
 
 

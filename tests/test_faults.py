@@ -199,7 +199,7 @@ def test_mp4_write_when_ffmpeg_dies(tmp_path, monkeypatch):
 def test_sampling_state_on_a_full_disk_and_a_corrupt_state(tmp_path, monkeypatch):
     import safetensors.torch
 
-    from vidiff.sample import _load_state, _save_state
+    from vidiff.pipelines.long_video import _load_state, _save_state
 
     _save_state(tmp_path, torch.ones(2, 3), 1, '{"a": 1}')
     before = (tmp_path / "state.safetensors").read_bytes()

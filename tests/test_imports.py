@@ -1,4 +1,5 @@
-"""The direction of imports (docs/architecture.md): pure modules never import Lightning, data, lit or commands."""
+"""The direction of imports (docs/architecture.md): pure modules never import Lightning, data, lit or commands;
+the lists below name every module of the package, so a new one has to be placed."""
 
 import ast
 from pathlib import Path
@@ -6,8 +7,11 @@ from pathlib import Path
 import vidiff
 
 ROOT = Path(vidiff.__file__).parent
-PURE = ("diffusion", "nn", "masks.py", "schemes", "schemes.py", "io", "metrics", "palette.py")
-FORBIDDEN = ("lightning", "pytorch_lightning", "vidiff.data", "vidiff.lit", "vidiff.commands", "vidiff.cli")
+#: plain torch / Python (the generation layer `pipelines` included): no Lightning, data, lit, commands or cli.
+PURE = ("diffusion", "nn", "masks.py", "schemes", "io", "metrics", "palette.py", "pipelines")
+#: the layers above them (and the package's own files).
+UPPER = ("data", "lit", "evaluate", "generate", "sd", "commands", "cli.py", "assets", "__init__.py", "__main__.py")
+FORBIDDEN = ("lightning", "lightning_fabric", "pytorch_lightning", "vidiff.data", "vidiff.lit", "vidiff.commands", "vidiff.cli")
 
 
 def _imports(path: Path) -> set[str]:
@@ -33,3 +37,15 @@ def test_pure_modules_do_not_import_upwards():
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_the_module_lists_match_the_tree():
+    tree = {p.name for p in ROOT.iterdir()
+            if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file()))}
+    assert tree == set(PURE) | set(UPPER), f"unplaced: {sorted(tree - set(PURE) - set(UPPER))}, gone: " \
+        f"{sorted(set(PURE) | set(UPPER) - tree)}"
+    assert not set(PURE) & set(UPPER)
+
+
+def test_pipelines_is_guarded():
+    assert "pipelines" in PURE and {"lightning", "pytorch_lightning", "vidiff.lit"} <= set(FORBIDDEN)

@@ -1,4 +1,4 @@
-"""The per-frame long-video executor (vidiff.level_video) with an analytic denoiser and a tiny U-Net."""
+"""The per-frame long-video executor (vidiff.pipelines.level_video) with an analytic denoiser and a tiny U-Net."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from vidiff.diffusion import NoiseSchedule
 from vidiff.diffusion.per_frame import CLEAN
 from vidiff.diffusion.samplers import sample_ddim
-from vidiff.level_video import initial_state, net_denoiser, run_level_plan
+from vidiff.pipelines.level_video import initial_state, net_denoiser, run_level_plan
 from vidiff.schemes.levels import level_plan
 
 MU, STD = 0.7, 0.4

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vidiff.assets import REFERENCE
-from vidiff.commands.sample import load_sampling_model
+from vidiff.pipelines import load_sampling_model
 from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate
 
 

@@ -12,6 +12,7 @@ from test_lit_helpers import random_sampling_checkpoint
 
 from vidiff.commands import sample as cmd
 from vidiff.io import count_frames, write_video
+from vidiff.pipelines import load_sampling_model
 
 
 K = 20
@@ -146,7 +147,7 @@ def test_latent_model_end_to_end(tmp_path):
     model = VideoDiffusion(net=net, image_size=8, channels=3, max_frames=8, num_timesteps=100, ema_decay=None,
                            autoencoder_ckpt=str(tmp_path / "ae.safetensors"))
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "m.ckpt")
-    loaded = cmd.load_sampling_model(str(tmp_path / "m.ckpt"))
+    loaded = load_sampling_model(str(tmp_path / "m.ckpt"))
     assert loaded.frame_shape == (4, 4, 4) and loaded.image_shape == (3, 8, 8)
     write_video(tmp_path / "clip.mp4", torch.zeros(4, 3, 8, 8))
     s = cmd.sample_to_folder(_args("--ckpt", tmp_path / "m.ckpt", "--length", 24, "--steps", 1, "--num-videos", 1,

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, sample
-from vidiff.generate import TextToImage
+from vidiff.pipelines import TextToImage
 from vidiff.nn.autoencoder import AutoencoderKL
 from vidiff.nn.text import BuiltinTextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
-from vidiff.sample import VideoModel
+from vidiff.pipelines import VideoModel
 
 UNET = dict(model_channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[2], num_heads=2,
             context_dim=32, temporal=False, observed_channel=False, norm_groups=4)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from vidiff.data.shapes import ShapesWorld
-from vidiff.generate import TextToImage
+from vidiff.pipelines import TextToImage
 from vidiff.lit import VideoDiffusion
-from vidiff.sample import VideoModel
+from vidiff.pipelines import VideoModel
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from vidiff.commands import txt2img
-from vidiff.generate import TextToImage
+from vidiff.pipelines import TextToImage
 from vidiff.io import to_uint8
 from vidiff.lit import VideoDiffusion
 from vidiff.nn.autoencoder import AutoencoderKL, save_autoencoder

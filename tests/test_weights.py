@@ -12,7 +12,8 @@ from test_lit_helpers import TINY_NET
 from vidiff.cli import main
 from vidiff.lit import VideoDiffusion, load_model
 from vidiff.lit.checkpoint import atomic_torch_save
-from vidiff.lit.weights import export_weights, read_checkpoint
+from vidiff.io.checkpoint import read_checkpoint
+from vidiff.lit.weights import export_weights
 
 
 def _checkpoint(tmp_path):

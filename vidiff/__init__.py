@@ -11,3 +11,14 @@ __version__ = "0.1.0"
 # and every submodule import this package first); an explicit setting always wins.
 if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def __getattr__(name: str):
+    """``vidiff.load`` (the Python API, :func:`vidiff.pipelines.load`) and the subpackages, imported on first use."""
+    import importlib
+
+    if name == "load":
+        return importlib.import_module("vidiff.pipelines").load
+    if name in ("io", "pipelines", "diffusion", "schemes"):
+        return importlib.import_module(f"vidiff.{name}")
+    raise AttributeError(f"module 'vidiff' has no attribute {name!r}")

@@ -63,12 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff evaluate` does; returns the report."""
-    from vidiff.commands.sample import load_sampling_model
+    from vidiff.commands.sample import load_model_option
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate, write_report
 
     if args.save_videos < 0:
         raise ValueError(f"--save-videos: expected >= 0, got {args.save_videos}")
-    model = load_sampling_model(args.ckpt, args.device)
+    model = load_model_option(args.ckpt, args.device)
     if args.i3d is not None and Path(args.i3d).is_file():  # an unsafe or wrong I3D file fails now, not after sampling
         from vidiff.metrics import load_i3d
 

@@ -91,23 +91,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
 
 
-def load_sampling_model(ckpt: str, device: str = "cpu") -> Any:
-    """The :class:`vidiff.sample.VideoModel` of a checkpoint; bad files raise ValueError naming ``--ckpt``."""
-    from vidiff.io.errors import FileFault
-    from vidiff.lit import load_model
-    from vidiff.sample import VideoModel
+def option_error(err: Exception, options: dict[str, str]) -> Exception:
+    """``err`` with its leading Python argument name (``ckpt: ...``) reworded to the command's option (``--ckpt``)."""
+    message = str(err)
+    for name, option in options.items():
+        if message.startswith(f"{name}: "):
+            return type(err)(option + message[len(name):])
+    return err
 
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"--ckpt: no checkpoint file at {ckpt!r}")
+
+def load_model_option(ckpt: str, device: str = "cpu", option: str = "--ckpt") -> Any:
+    """:func:`vidiff.pipelines.load_sampling_model`; bad files raise errors naming ``option``."""
+    from vidiff.pipelines import load_sampling_model
+
     try:
-        module = load_model(ckpt, device=device)
-    except FileFault as err:  # already one line naming the file; name the option too
-        raise type(err)(f"--ckpt: {err}") from err
-    except (ValueError, RuntimeError, KeyError, TypeError) as err:
-        raise ValueError(f"--ckpt: {ckpt} does not hold a usable vidiff model ({err})") from err
-    except Exception as err:  # unpickling garbage raises assorted types
-        raise ValueError(f"--ckpt: cannot read {ckpt} as a checkpoint ({type(err).__name__}: {err})") from err
-    return VideoModel.from_module(module)
+        return load_sampling_model(ckpt, device)
+    except (ValueError, FileNotFoundError) as err:
+        raise option_error(err, {"ckpt": option}) from err
 
 
 @contextmanager
@@ -203,23 +203,10 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
     return video[None], idx
 
 
-def text_conditioning(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(context (n, L, d), null (1, L, d))`` for a text model, or ``(None, None)``."""
-    enc = model.text_encoder
-    if enc is None:
-        for name in ("prompt", "negative_prompt"):
-            if getattr(args, name) is not None:
-                raise ValueError(f"--{name.replace('_', '-')}: this model has no text encoder")
-        return None, None
-    with torch.no_grad():
-        context = enc.encode([args.prompt or ""] * args.num_videos) if args.prompt else enc.null_embedding(args.num_videos)
-        null = enc.encode([args.negative_prompt]) if args.negative_prompt else enc.null_embedding(1)
-    return context, null
-
-
 def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
     """Validate the plan and sampler options; returns ``(scheme, max_frames)``."""
-    from vidiff.diffusion import SAMPLERS, SPACINGS
+    from vidiff.diffusion import check_sampler
+
     scheme = args.scheme or ("interpolate" if args.keyframes and not args.observed else "hierarchy-2")
     max_frames = args.max_frames or model.max_frames
     if max_frames is None:
@@ -228,10 +215,7 @@ def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
         log.warning("--max-frames %d exceeds the %d frames the model was trained with", max_frames, model.max_frames)
     if args.length < max_frames:
         raise ValueError(f"--length: expected at least --max-frames={max_frames} frames, got {args.length}")
-    if args.sampler not in SAMPLERS:
-        raise ValueError(f"--sampler: unknown sampler {args.sampler!r}; valid names: {', '.join(SAMPLERS)}")
-    if args.spacing is not None and args.spacing not in SPACINGS:
-        raise ValueError(f"--spacing: unknown spacing {args.spacing!r}; valid names: {', '.join(SPACINGS)}")
+    check_sampler(args.sampler, args.spacing, option="--")
     for name in ("steps", "num_videos", "batch_budget", "decode_chunk"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
@@ -250,29 +234,18 @@ def check_level_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--resume: per-frame schemes do not save resumable state yet")
 
 
-def level_plan_of(args: argparse.Namespace, model: Any, scheme: str, max_frames: int, given_idx: list[int]):
-    """The per-frame schedule of ``--scheme`` (:mod:`vidiff.schemes.levels`); errors name the option."""
-    from vidiff.commands.scheme import make_level_plan
+def plan_of(args: argparse.Namespace, pipe: Any, scheme: str, max_frames: int, given_idx: list[int]) -> Any:
+    """The plan of ``--scheme`` (stages, or a per-frame schedule); errors name the option."""
+    from vidiff.pipelines.video import is_per_frame
 
-    check_level_arguments(args)
+    if is_per_frame(scheme):
+        check_level_arguments(args)
     try:
-        return make_level_plan(args, scheme, args.length, max_frames, model.schedule.num_timesteps, given_idx)
-    except ValueError as err:
+        return pipe.plan(scheme, length=args.length, max_frames=max_frames, step_size=args.step_size,
+                         given=given_idx, steps=args.steps, spacing=args.spacing, partitions=args.partitions,
+                         lookahead=args.lookahead, history_level=args.history_level)
+    except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
         raise ValueError(f"--scheme {scheme}: {err}") from err
-
-
-def sample_levels(args: argparse.Namespace, model: Any, plan: Any, given, context, null) -> tuple[torch.Tensor, dict]:
-    """Videos from a per-frame schedule; returns ``(videos, facts for settings.json)``."""
-    from vidiff.level_video import sample_level_videos
-
-    videos = sample_level_videos(
-        model, plan, args.num_videos, args.seed, eta=args.eta, given=given, context=context, null_context=null,
-        guidance=args.guidance, history_guidance=args.history_guidance,
-        history_guidance_level=args.history_guidance_level, batch_budget=args.batch_budget,
-        progress=not args.no_progress, decode_chunk=args.decode_chunk,
-    )
-    facts = dict(stages=plan.steps, evaluations=plan.evaluations, levels_per_frame=len(plan.ladder) - 1)
-    return videos, facts
 
 
 def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
@@ -287,27 +260,21 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         write_video,
     )
     from vidiff.io.atomic import sweep_temporaries
-    from vidiff.long_video import SamplerSettings
-    from vidiff.sample import sample_long_videos
-    from vidiff.schemes import plan
-    from vidiff.schemes.levels import LEVEL_SCHEMES
+    from vidiff.pipelines import SamplerSettings, VideoPipeline
 
-    model = load_sampling_model(args.ckpt, args.device)
+    pipe = VideoPipeline(load_model_option(args.ckpt, args.device))
+    model = pipe.model
     scheme, max_frames = check_arguments(args, model)
     given, given_idx = given_frames(args, model.image_shape)
     n_given = len(given_idx)
-    per_frame = scheme.strip().lower() in LEVEL_SCHEMES
-    stages: list = []
-    if per_frame:
-        level_plan = level_plan_of(args, model, scheme, max_frames, given_idx)
-    else:
-        try:
-            stages = plan(scheme, args.length, max_frames, args.step_size, given=given_idx)
-        except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
-            raise ValueError(f"--scheme {scheme}: {err}") from err
-        if not stages:
-            raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
-    context, null = text_conditioning(args, model)
+    plan = plan_of(args, pipe, scheme, max_frames, given_idx)
+    per_frame = not isinstance(plan, list)
+    if not per_frame and not plan:
+        raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
+    try:
+        context, null = pipe.conditioning(args.prompt, args.negative_prompt, args.num_videos)
+    except ValueError as err:
+        raise option_error(err, {"prompt": "--prompt", "negative_prompt": "--negative-prompt"}) from err
     if not per_frame and args.history_guidance_level is not None:
         raise ValueError("--history-guidance-level: only per-frame schemes noise the history to a level "
                          "(stage schemes drop it; use --history-guidance alone)")
@@ -319,21 +286,19 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
         _keep_saved_state(out / "state", args.resume, args.overwrite)
-        device = torch.device(args.device)
-        if given is not None:
-            with torch.no_grad():
-                given = model.encode(given.to(device), chunk_size=args.decode_chunk)
         start = time.perf_counter()
+        resume = {} if per_frame else dict(state_dir=out / "state", resume=args.resume,
+                                           stop_after_wave=args.stop_after_wave)
+        videos = pipe.run(
+            plan, length=args.length, num_videos=args.num_videos, seed=args.seed, settings=settings, given=given,
+            given_indices=given_idx, context=context, null_context=null, max_frames=max_frames,
+            history_guidance_level=args.history_guidance_level, batch_budget=args.batch_budget,
+            progress=not args.no_progress, decode_chunk=args.decode_chunk, **resume,
+        )
         if per_frame:
-            videos, facts = sample_levels(args, model, level_plan, given, context, null)
+            facts = dict(stages=plan.steps, evaluations=plan.evaluations, levels_per_frame=len(plan.ladder) - 1)
         else:
-            videos = sample_long_videos(
-                model, stages, args.length, args.num_videos, args.seed, settings, given, given_idx, context, null,
-                batch_budget=args.batch_budget, state_dir=out / "state", resume=args.resume,
-                progress=not args.no_progress, stop_after_wave=args.stop_after_wave, max_frames=max_frames,
-                decode_chunk=args.decode_chunk,
-            )
-            facts = dict(stages=len(stages))
+            facts = dict(stages=len(plan))
         videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
         run_settings = {k: v for k, v in vars(args).items()
@@ -363,7 +328,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
 
 def _saved_waves(state: Path) -> int | None:
     """How many waves an interrupted run saved in ``state`` (0 when unreadable), or None when nothing is saved."""
-    from vidiff.sample import STATE_JSON, STATE_TENSORS
+    from vidiff.pipelines.long_video import STATE_JSON, STATE_TENSORS
 
     if not (state / STATE_TENSORS).exists() and not (state / STATE_JSON).exists():
         return None
@@ -376,7 +341,7 @@ def _saved_waves(state: Path) -> int | None:
 def _keep_saved_state(state: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to sample over an interrupted run's frames unless ``--resume`` or ``--overwrite`` says what to do
     with them (docs/decisions.md); with ``--overwrite`` they are deleted here."""
-    from vidiff.sample import STATE_JSON, STATE_TENSORS
+    from vidiff.pipelines.long_video import STATE_JSON, STATE_TENSORS
 
     waves = _saved_waves(state)
     if waves is None or resume:

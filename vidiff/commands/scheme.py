@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vidiff.schemes import SCHEMES, Stage, batches, plan
 from vidiff.schemes.draw import ascii_plan, render_plan
-from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan, level_plan
+from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan
 
 HELP = "plan a long video with a sampling scheme and show it (summary, --list table, --png picture)"
 
@@ -66,13 +66,11 @@ def add_level_arguments(group) -> None:
 def make_level_plan(args: argparse.Namespace, name: str, length: int, max_frames: int, num_timesteps: int,
                     given: list[int]) -> LevelPlan:
     """The :class:`LevelPlan` of scheme ``name`` from the command's options (``--steps`` resolved)."""
-    name = name.strip().lower()
-    partitions = args.partitions
-    if partitions is None:
-        partitions = max(1, (args.steps or 50) // max_frames)
-    return level_plan(name, length, max_frames, None if name == "fifo" else args.steps, num_timesteps,
-                      chunk=args.step_size, partitions=partitions, lookahead=args.lookahead, given=given,
-                      history_level=args.history_level, spacing=args.spacing or "trailing")
+    from vidiff.pipelines.video import make_plan
+
+    return make_plan(name, length=length, max_frames=max_frames, num_timesteps=num_timesteps, step_size=args.step_size,
+                     given=given, steps=args.steps, spacing=args.spacing, partitions=args.partitions,
+                     lookahead=args.lookahead, history_level=args.history_level)
 
 
 def level_summary(p: LevelPlan) -> list[str]:

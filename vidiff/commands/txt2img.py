@@ -67,21 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_generator(args: argparse.Namespace) -> Any:
-    """The :class:`vidiff.generate.TextToImage` of ``--ckpt`` or ``--sd-ckpt``; errors name the option."""
-    from vidiff.generate import TextToImage
-    from vidiff.io.errors import FileFault
+    """The :class:`vidiff.pipelines.TextToImage` of ``--ckpt`` or ``--sd-ckpt``; errors name the option."""
+    from vidiff.commands.sample import load_model_option
+    from vidiff.pipelines import TextToImage
 
     if (args.ckpt is None) == (args.sd_ckpt is None):
         raise ValueError("--ckpt, --sd-ckpt: give exactly one model")
     if args.ckpt is not None:
-        if not Path(args.ckpt).is_file():
-            raise FileNotFoundError(f"--ckpt: no checkpoint file at {args.ckpt!r}")
-        try:
-            return TextToImage.from_checkpoint(args.ckpt, device=args.device)
-        except FileFault as err:  # already one line naming the file; name the option too
-            raise type(err)(f"--ckpt: {err}") from err
-        except (ValueError, RuntimeError, KeyError, TypeError) as err:
-            raise ValueError(f"--ckpt: {args.ckpt} does not hold a usable vidiff model ({err})") from err
+        return TextToImage(load_model_option(args.ckpt, args.device), args.device)
     from vidiff.sd import read_config
 
     if not Path(args.sd_ckpt).is_file():

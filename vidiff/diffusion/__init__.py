@@ -20,6 +20,7 @@ from vidiff.diffusion.hooks import SamplingHooks
 from vidiff.diffusion.loss import diffusion_loss, min_snr_weight
 from vidiff.diffusion.samplers import (
     SAMPLERS,
+    check_sampler,
     sample,
     sample_ddim,
     sample_ddpm,
@@ -47,6 +48,7 @@ __all__ = [
     "NoiseSchedule",
     "SamplingHooks",
     "append_dims",
+    "check_sampler",
     "classifier_free_guidance",
     "diffusion_loss",
     "dynamic_threshold",

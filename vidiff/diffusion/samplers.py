@@ -26,6 +26,15 @@ SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_exponential
 SIGMA_SPACED = {"dpmpp_2m_karras": "karras", "dpmpp_2m_exponential": "exponential"}
 
 
+def check_sampler(sampler: str, spacing: str | None = None, *, option: str = "") -> None:
+    """The one check of a sampler name (and a spacing name) at every front door; ValueError naming the argument
+    (``option`` prefixes it, e.g. ``--`` for a command-line flag) and listing the valid names."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{option}sampler: unknown sampler {sampler!r}; valid names: {', '.join(SAMPLERS)}")
+    if spacing is not None and spacing not in SPACINGS:
+        raise ValueError(f"{option}spacing: unknown spacing {spacing!r}; valid names: {', '.join(SPACINGS)}")
+
+
 def sampler_timesteps(
     schedule: NoiseSchedule, sampler: str, steps: int, spacing: str = "leading", steps_offset: int = 0
 ) -> tuple[list[int], list[float] | None]:

@@ -1,7 +1,7 @@
 """Run one evaluation: ground truth, the model's videos through the long-video executor, baselines, scores.
 
     from vidiff.evaluate import EvalConfig, evaluate
-    model = VideoModel.from_module(vidiff.lit.load_model("last.ckpt"))
+    model = vidiff.pipelines.load_sampling_model("last.ckpt")
     report, videos = evaluate(model, world_settings(None, 32), EvalConfig("prediction", baselines=["all"]))
 """
 
@@ -74,14 +74,13 @@ class EvalConfig:
 
 def _check(cfg: EvalConfig, model: Any) -> int:
     """Validate ``cfg``; returns K."""
-    from vidiff.diffusion import SAMPLERS
+    from vidiff.diffusion import check_sampler
 
     for name in ("num_videos", "steps", "batch_budget"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if cfg.sampler not in SAMPLERS:
-        raise ValueError(f"sampler: unknown sampler {cfg.sampler!r}; valid names: {', '.join(SAMPLERS)}")
+    check_sampler(cfg.sampler)
     k = cfg.max_frames or (getattr(model, "max_frames", None) if model is not None else None) or 8
     if not isinstance(k, int) or k < 2:
         raise ValueError(f"max_frames: expected an integer >= 2, got {k!r}")
@@ -92,28 +91,25 @@ def _check(cfg: EvalConfig, model: Any) -> int:
 
 def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, max_frames: int) -> torch.Tensor:
     """The model's videos for the task: the given ground-truth frames (and captions) in, ``(n, T, c, h, w)`` out."""
-    from vidiff.long_video import SamplerSettings
-    from vidiff.sample import sample_long_videos
-    from vidiff.schemes import plan
+    from vidiff.pipelines import SamplerSettings, VideoPipeline
 
+    pipe = VideoPipeline(model)
     try:
-        stages = plan(spec.scheme, spec.length, max_frames, cfg.step_size, given=spec.given)
+        stages = pipe.plan(spec.scheme, length=spec.length, max_frames=max_frames, step_size=cfg.step_size,
+                           given=spec.given)
     except ValueError as err:
         raise ValueError(f"scheme: {spec.scheme!r} cannot run the {spec.task} task ({err})") from err
-    given = None
-    if spec.given:
-        with torch.no_grad():
-            device = next(iter(model.net.parameters())).device
-            given = model.encode(truth.videos[:, list(spec.given)].to(device))
     context = null = None
     if spec.uses_caption:
         with torch.no_grad():
             context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
     settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, None, cfg.guidance,
                                history_guidance=cfg.history_guidance)
-    videos = sample_long_videos(
-        model, stages, spec.length, len(truth), cfg.seed, settings, given, list(spec.given), context, null,
-        batch_budget=cfg.batch_budget, progress=cfg.progress, max_frames=max_frames,
+    given = truth.videos[:, list(spec.given)] if spec.given else None
+    videos = pipe.run(
+        stages, length=spec.length, num_videos=len(truth), seed=cfg.seed, settings=settings, given=given,
+        given_indices=list(spec.given), context=context, null_context=null, max_frames=max_frames,
+        batch_budget=cfg.batch_budget, progress=cfg.progress,
     )
     return videos.float().clamp(-1, 1).cpu()
 
@@ -177,7 +173,7 @@ def evaluate(
     """Score a model (and baselines) on one task.
 
     Args:
-        model: a :class:`vidiff.sample.VideoModel`, or None to score only the baselines.
+        model: a :class:`vidiff.pipelines.VideoModel`, or None to score only the baselines.
         world: Shapes-world settings (:func:`vidiff.evaluate.world_settings`).
         cfg: the settings.
 

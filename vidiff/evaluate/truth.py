@@ -73,7 +73,7 @@ def checkpoint_world_settings(ckpt_path: str | os.PathLike, image_size: int) -> 
     A checkpoint without data hyperparameters, or trained on another data module, gets the default world (with a
     warning in the second case).
     """
-    from vidiff.lit.weights import read_checkpoint
+    from vidiff.io.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path)
     hp = ckpt.get("datamodule_hyper_parameters") if isinstance(ckpt, dict) else None

@@ -1,7 +1,5 @@
-"""Text-to-image generation and text-to-video by inflation (see docs/text_to_video.md).
+"""Text-to-video by inflation (see docs/text_to_video.md); text-to-image is :class:`vidiff.pipelines.TextToImage`.
 
-- :class:`TextToImage`: prompts, negative prompt, guidance, conditioning strength, prompt mix, image-to-image,
-  inpainting, from a ``vidiff fit`` checkpoint or a Stable Diffusion 1.x file (``vidiff txt2img``).
 - :func:`init_from_image_model` / :class:`InitFromImageModel`: a text-to-video model from a text-to-image
   checkpoint, temporal layers at identity, optionally training the temporal layers only.
 - :class:`FrozenBuiltinTextEncoder`: the built-in text encoder, frozen (for temporal-only training).
@@ -15,16 +13,13 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Conditioning": "vidiff.generate.t2i",
-    "TextToImage": "vidiff.generate.t2i",
     "FrozenBuiltinTextEncoder": "vidiff.generate.text",
     "InitFromImageModel": "vidiff.generate.inflate",
     "init_from_image_model": "vidiff.generate.inflate",
     "read_image_model": "vidiff.generate.inflate",
 }
 
-__all__ = ["Conditioning", "FrozenBuiltinTextEncoder", "InitFromImageModel", "TextToImage", "init_from_image_model",
-           "read_image_model"]
+__all__ = ["FrozenBuiltinTextEncoder", "InitFromImageModel", "init_from_image_model", "read_image_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -76,7 +76,7 @@ def model_step(trainer: pl.Trainer) -> int:
     predict do not restore the loop, so ``trainer.global_step`` is 0 there)."""
     if trainer.state.fn == "fit" or not trainer.ckpt_path:
         return trainer.global_step
-    from vidiff.lit.weights import read_checkpoint
+    from vidiff.io.checkpoint import read_checkpoint
 
     return int(read_checkpoint(trainer.ckpt_path).get("global_step", trainer.global_step))
 

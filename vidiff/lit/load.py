@@ -10,9 +10,8 @@ from typing import Any
 
 import torch
 
-from vidiff.lit.parts import check_checkpoint_classes, import_class
+from vidiff.io.checkpoint import import_class, model_hparams, read_checkpoint
 from vidiff.lit.video_diffusion import VideoDiffusion
-from vidiff.lit.weights import TRAINING_ONLY, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,9 @@ def load_model(
     """Rebuild a :class:`VideoDiffusion` from a checkpoint's hyperparameters and load its weights.
 
     The file is a Lightning checkpoint, read with ``torch.load(weights_only=True)``, or a weights file written by
-    ``vidiff export`` (``.safetensors``, :mod:`vidiff.lit.weights`); no code from the file runs, and the classes
+    ``vidiff export`` (``.safetensors``, :mod:`vidiff.io.checkpoint`); no code from the file runs, and the classes
     its hyperparameters name must come from ``vidiff``, ``torch`` or ``$VIDIFF_ALLOWED_MODULES`` (checked before
-    anything is imported; :func:`vidiff.lit.parts.check_checkpoint_classes`). The model comes back in
+    anything is imported; :func:`vidiff.io.checkpoint.check_checkpoint_classes`). The model comes back in
     eval mode, without gradients, with the EMA weights copied into ``.net`` (and a trained text encoder), so
     ``model.net``, ``model.schedule``, ``model.prediction``, ``model.autoencoder``, ``model.text_encoder``,
     ``model.image_size``, ``model.channels`` and ``model.max_frames`` are ready for sampling.
@@ -45,20 +44,14 @@ def load_model(
     Raises:
         FileNotFoundError: no file at ``ckpt_path``.
         ValueError: the checkpoint is not a vidiff ``VideoDiffusion`` checkpoint (no hyperparameters / weights), or
-            it names a class outside the allowed modules (:func:`vidiff.lit.parts.check_checkpoint_classes`).
+            it names a class outside the allowed modules (:func:`vidiff.io.checkpoint.check_checkpoint_classes`).
         RuntimeError: ``use_ema`` but the checkpoint holds no EMA state.
     """
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {str(path)!r}")
     ckpt = read_checkpoint(path)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"ckpt_path: {path} is not a Lightning checkpoint (no 'state_dict')")
-    hparams = dict(ckpt.get("hyper_parameters") or {})
-    hparams.pop("_instantiator", None)
-    for key in TRAINING_ONLY:
-        hparams.pop(key, None)
-    check_checkpoint_classes(hparams, f"checkpoint {path}")  # before anything is imported
+    hparams = model_hparams(ckpt, path)  # every class it names checked before anything is imported
     cls: type = VideoDiffusion
     class_path = hparams.pop("_class_path", None)
     if class_path is not None:

@@ -22,19 +22,20 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from vidiff.diffusion import NoiseSchedule, classifier_free_guidance, diffusion_loss, sample
+from vidiff.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
 from vidiff.lit.loss_guard import LossGuard
-from vidiff.lit.parts import build_callable, build_module, eval_mode, is_plain, module_spec
+from vidiff.io.checkpoint import build_module
+from vidiff.lit.parts import build_callable, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
+from vidiff.pipelines import SamplerSettings, VideoModel, fill_frames
 
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "skip")
-PREDICTIONS = ("eps", "x0", "v")
 
 
 def _positive(name: str, value: int) -> int:
@@ -175,14 +176,9 @@ class VideoDiffusion(pl.LightningModule):
             del self.hparams[key]
 
     def _load_autoencoder(self, path: str) -> nn.Module:
-        from vidiff.nn.autoencoder import load_autoencoder
+        from vidiff.pipelines.load import frozen_autoencoder
 
-        autoencoder = load_autoencoder(path).eval().requires_grad_(False)
-        if autoencoder.in_channels != self.channels:
-            raise ValueError(
-                f"autoencoder_ckpt: {path} encodes {autoencoder.in_channels}-channel frames but channels={self.channels}"
-            )
-        return autoencoder
+        return frozen_autoencoder(path, self.channels)
 
     def _init_from(self, path: str) -> None:
         """Copy the trained modules of another model's sampling weights into this one (``init_weights``)."""
@@ -408,6 +404,11 @@ class VideoDiffusion(pl.LightningModule):
             )
 
     # -------------------------------------------------------------------------------------------- sampling
+    def sampling_model(self, use_ema: bool = True) -> VideoModel:
+        """The parts sampling uses (:class:`vidiff.pipelines.VideoModel`; the EMA copies when ``use_ema``)."""
+        net, text = self.sampling_parts(use_ema)
+        return VideoModel.from_module(self, net=net, text_encoder=text)
+
     @torch.no_grad()
     def generate(
         self,
@@ -420,43 +421,18 @@ class VideoDiffusion(pl.LightningModule):
         seed: int = 0,
         use_ema: bool = True,
     ) -> torch.Tensor:
-        """Fill the latent frames of a batch; observed frames are given (the sampler's known-region hook).
+        """Fill the latent frames of a batch, each clip one stage of :func:`vidiff.pipelines.fill_frames` (the path
+        of ``vidiff sample``: the same clip, seed and settings give the same frames); observed frames are given.
 
         Returns:
             pixels ``(b, k, c, h, w)`` in [-1, 1]: observed frames reproduced, latent ones sampled.
         """
         video, frame_idx, observed, valid = self._check_batch(batch)
-        known = self.encode(video)
-        b = known.shape[0]
-        net, text = self.sampling_parts(use_ema)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        with eval_mode(net, text):
-            ctx = self.context(batch.get("caption"), b, text=text)
-
-            def model_fn(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-                n = x.shape[0] // b  # classifier-free guidance stacks the batch
-                return net(x, t, frame_idx.repeat(n, 1), observed.repeat(n, 1), c)
-
-            if text is not None and guidance_scale != 1.0:
-                denoiser = classifier_free_guidance(model_fn, ctx, text.null_embedding(b), guidance_scale)
-            else:
-
-                def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                    return model_fn(x, t, ctx)
-
-            noise = torch.randn(known.shape, device=known.device, dtype=known.dtype, generator=generator)
-            x0 = sample(
-                denoiser,
-                noise,
-                self.schedule,
-                sampler,
-                steps,
-                eta,
-                self.prediction,
-                spacing,
-                generator,
-                known=known,
-                known_mask=_frames(observed & valid),
-                known_noised=False,
-            )
-        return self.decode(x0)
+        model = self.sampling_model(use_ema)
+        text = model.text_encoder
+        with eval_mode(model.net, text):
+            ctx = self.context(batch.get("caption"), video.shape[0], text=text)
+            null = None if text is None else text.null_embedding(1)
+            settings = SamplerSettings(sampler, steps, eta, spacing, guidance_scale)
+            return fill_frames(model, video, frame_idx, observed, valid, seed=seed, settings=settings, context=ctx,
+                               null_context=null, batch_budget=video.shape[0])

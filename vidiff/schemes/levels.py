@@ -32,7 +32,7 @@ scheme                 start steps / ladder                       windows and ne
                                                                    ``2n * (T' + K / 2 - 1)``
 =====================  =========================================  ===================================================
 
-(``T'`` = frames generated, ``T`` minus the given prefix.) The executor is :mod:`vidiff.level_video`.
+(``T'`` = frames generated, ``T`` minus the given prefix.) The executor is :mod:`vidiff.pipelines.level_video`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Text-to-image generation with a latent (or pixel) diffusion model: prompts, guidance, img2img, inpainting.
 
-:class:`TextToImage` wraps the parts sampling needs (a :class:`vidiff.sample.VideoModel`: net, schedule,
+:class:`TextToImage` wraps the parts sampling needs (a :class:`vidiff.pipelines.VideoModel`: net, schedule,
 prediction, optional autoencoder and text encoder) and runs one frame per image through the image mode of the
 U-Net (``t = 1``)::
 
@@ -35,16 +35,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vidiff.diffusion import (
-    SAMPLERS,
-    SPACINGS,
-    NoiseSchedule,
-    classifier_free_guidance,
-    mix_conditioning,
-    sample,
-)
+from vidiff.diffusion import NoiseSchedule, check_sampler, mix_conditioning, sample
 from vidiff.diffusion.guidance import Denoiser
-from vidiff.sample import VideoModel
+from vidiff.pipelines.denoiser import conditioned_denoiser
+from vidiff.pipelines.model import VideoModel
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +66,7 @@ class TextToImage:
     """Generate images from prompts with a trained latent (or pixel) diffusion model.
 
     Args:
-        model: the sampling parts (``VideoModel.from_module(load_model(ckpt))``, or
+        model: the sampling parts (:func:`vidiff.pipelines.load_sampling_model`, or
             :meth:`from_stable_diffusion`).
         device: where to run (default: the net's device).
     """
@@ -84,13 +78,13 @@ class TextToImage:
     # ---------------------------------------------------------------------------------------- constructors
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, device: str | torch.device = "cpu", **overrides: Any) -> TextToImage:
-        """A :class:`vidiff.lit.VideoDiffusion` checkpoint written by ``vidiff fit`` (EMA weights).
+        """A checkpoint written by ``vidiff fit`` or a ``vidiff export`` weights file (EMA weights).
 
         ``overrides`` replace stored constructor arguments (e.g. ``autoencoder_ckpt`` when the file moved).
         """
-        from vidiff.lit import load_model  # Lightning is only needed for this constructor
+        from vidiff.pipelines.load import load_sampling_model
 
-        return cls(VideoModel.from_module(load_model(ckpt, device=device, **overrides)), device)
+        return cls(load_sampling_model(ckpt, device, **overrides), device)
 
     @classmethod
     def from_stable_diffusion(
@@ -175,14 +169,8 @@ class TextToImage:
 
     def denoiser(self, cond: Conditioning, guidance_scale: float = 1.0) -> Denoiser:
         """``denoiser(x (n, 1, c, h, w), t (n,)) -> prediction``: the net on one frame, with CFG when scale != 1."""
-        net = self.model.net
-
-        def model_fn(x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-            return net(x, t, None, None, context)
-
-        if cond.context is None or guidance_scale == 1.0:
-            return lambda x, t: model_fn(x, t, cond.context)
-        return classifier_free_guidance(model_fn, cond.context, cond.uncond, guidance_scale)
+        return conditioned_denoiser(self.model.net, context=cond.context, null_context=cond.uncond,
+                                    guidance=guidance_scale)
 
     def _size(self, height: int | None, width: int | None, init_image: torch.Tensor | None) -> tuple[int, int]:
         _, h, w = self.image_shape
@@ -269,10 +257,7 @@ class TextToImage:
         Returns:
             ``(n, c, h, w)`` images in [-1, 1].
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler: unknown sampler {sampler!r}; valid names: {', '.join(SAMPLERS)}")
-        if spacing not in SPACINGS:
-            raise ValueError(f"spacing: unknown spacing {spacing!r}; valid names: {', '.join(SPACINGS)}")
+        check_sampler(sampler, spacing)
         if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
             raise ValueError(f"num_images: expected a positive integer, got {num_images!r}")
         if mask is not None and init_image is None:

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from vidiff.diffusion.per_frame import CLEAN, ddim_level_step
-from vidiff.long_video import item_generator
+from vidiff.pipelines.denoiser import conditioned_denoiser, per_video
+from vidiff.pipelines.stages import item_generator
 
 #: ``denoiser(x (b, k, ...), t (b, k) long, clean (b, k) bool, frame_idx (b, k) long, videos (b,) long) -> pred``.
 WindowDenoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,18 +49,8 @@ def net_denoiser(
     """
 
     def denoiser(x, t, clean, frame_idx, videos):
-        ctx = None if context is None else context[videos]
-        if ctx is None or null_context is None or guidance == 1.0:
-            return net(x, t, frame_idx, clean, ctx)
-        from vidiff.diffusion.guidance import classifier_free_guidance
-
-        null = null_context[videos] if len(null_context) > 1 else null_context
-
-        def model_fn(xx, tt, c):
-            reps = xx.shape[0] // x.shape[0]
-            return net(xx, tt, frame_idx.repeat(reps, 1), clean.repeat(reps, 1), c)
-
-        return classifier_free_guidance(model_fn, ctx, null, guidance)(x, t)
+        ctx, null = per_video(context, null_context, videos)
+        return conditioned_denoiser(net, frame_idx, clean, context=ctx, null_context=null, guidance=guidance)(x, t)
 
     return denoiser
 
@@ -225,7 +216,7 @@ def sample_level_videos(
     decode: bool = True,
     decode_chunk: int = 16,
 ) -> torch.Tensor:
-    """Long videos from a :class:`vidiff.sample.VideoModel` with a per-frame schedule::
+    """Long videos from a :class:`vidiff.pipelines.VideoModel` with a per-frame schedule::
 
         model = load_sampling_model("last.ckpt")
         plan = level_plan("fifo", length=300, max_frames=model.max_frames, num_timesteps=model.schedule.num_timesteps)
@@ -233,12 +224,11 @@ def sample_level_videos(
 
     ``given`` ``(n or 1, len(plan.given), c, h, w)`` is in model space (encode pixels with ``model.encode``).
     Other arguments as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
-    :func:`vidiff.sample.sample_long_videos`.
+    :func:`vidiff.pipelines.long_video.sample_long_videos`.
     """
     from tqdm.auto import tqdm
 
-    net = model.net
-    device = next(iter(net.parameters())).device if hasattr(net, "parameters") else torch.device("cpu")
+    net, device = model.net, model.device
     bar = tqdm(total=plan.steps, disable=not progress, unit="step", desc="sampling", dynamic_ncols=True)
 
     def on_step(step: int, steps: int, evaluations: int) -> None:

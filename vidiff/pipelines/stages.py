@@ -1,4 +1,4 @@
-"""The long-video executor: runs a scheme's plan with a model and any sampler of the diffusion core.
+"""The stage executor: denoises batches of stages of a long-video plan with any sampler of the diffusion core.
 
 A plan (:func:`vidiff.schemes.plan`) is a list of stages, each generating its ``latent`` frames given its
 ``observed`` frames. The executor
@@ -11,10 +11,10 @@ A plan (:func:`vidiff.schemes.plan`) is a list of stages, each generating its ``
   per-item generators to the sampler for its per-step noise), so batched and sequential execution give the
   same numbers and a run is deterministic for a seed;
 * keeps observed frames fixed through the sampler's known-region hook (clean frames, ``known_noised=False``);
-* optionally applies classifier-free guidance (text models) or reconstruction guidance
-  (:func:`reconstruction_guidance`);
-* shows one progress bar over the whole plan and, given ``state_dir``, saves the frames produced so far and
-  the plan position after every wave (atomically), so an interrupted run resumes to the same result.
+* conditions the network through :func:`vidiff.pipelines.denoiser.conditioned_denoiser` (classifier-free,
+  reconstruction or history guidance as the settings say).
+
+:func:`vidiff.pipelines.long_video.sample_long_videos` runs a whole plan wave by wave with it (progress, resume).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-log = logging.getLogger(__name__)
+from vidiff.pipelines.denoiser import conditioned_denoiser, per_video
+from vidiff.pipelines.model import NetFn
 
-NetFn = Callable[..., torch.Tensor]  # net(x (b,t,c,h,w), timesteps (b,), frame_idx (b,t), observed (b,t), context)
-STATE_FILE = "state.safetensors"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,107 +94,6 @@ def group_items(items: Sequence[Item], batch_budget: int) -> list[list[Item]]:
     return [group[i : i + batch_budget] for group in by_size.values() for i in range(0, len(group), batch_budget)]
 
 
-def reconstruction_guidance(
-    net: NetFn,
-    schedule: Any,
-    prediction: str,
-    frame_idx: torch.Tensor,
-    observed: torch.Tensor,
-    known: torch.Tensor,
-    noise: torch.Tensor,
-    weight: float,
-) -> Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]:
-    """Reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", eq. 7) as a ``model_fn(x, t, context)``.
-
-    The model denoises all k frames jointly (no frame marked observed); the observed frames x_b enter noised to
-    the current level, ``z_b = q_sample(x_b, t, noise)``, and the latent frames' prediction is corrected by the
-    gradient of how badly the model reconstructs x_b:
-
-        x_tilde_a = x_hat_a - (w_r * alpha_t / 2) * grad_{z_a} || x_b - x_hat_b ||^2,
-
-    with ``alpha_t = sqrt(alpha-bar_t)`` (the signal scale) and w_r = ``weight``. Ho et al. find w_r > 1
-    (they use values around 2 to 10) makes conditional samples coherent with x_b; larger values over-sharpen.
-    The result is returned in the model's parameterisation (eps, x0 or v) relative to the sampler's ``x``.
-    Needs gradients through the network (``torch.enable_grad`` is switched on inside).
-
-    Args:
-        net: ``net(x, timesteps, frame_idx, observed, context)``.
-        schedule: the noise schedule (``q_sample``, ``to_x0_eps``, ``at``, ``predict_eps``).
-        prediction: ``eps``, ``x0`` or ``v``.
-        frame_idx: ``(b, k)`` frame positions.
-        observed: ``(b, k)`` bool, the frames x_b.
-        known: ``(b, k, c, h, w)`` clean frames (read where ``observed``).
-        noise: ``(b, k, c, h, w)`` the noise that takes x_b to level t (fixed through the run).
-        weight: w_r.
-    """
-
-    def model_fn(x: torch.Tensor, t: torch.Tensor, context: Any) -> torch.Tensor:
-        reps = x.shape[0] // frame_idx.shape[0]  # classifier-free guidance stacks cond and uncond
-        obs, fidx = observed.repeat(reps, 1), frame_idx.repeat(reps, 1)
-        kn, nz = known.repeat(reps, 1, 1, 1, 1), noise.repeat(reps, 1, 1, 1, 1)
-        mask = obs[:, :, None, None, None]
-        z_b = schedule.q_sample(kn, t, nz)
-        with torch.enable_grad():
-            z_a = x.detach().requires_grad_(True)
-            z = torch.where(mask, z_b, z_a)
-            pred = net(z, t, fidx, torch.zeros_like(obs), context)
-            x0, _ = schedule.to_x0_eps(pred, z, t, prediction)
-            err = ((kn - x0) ** 2 * mask).sum()  # a sum over the batch: per-sample gradients
-            (grad,) = torch.autograd.grad(err, z_a)
-        alpha = schedule.at("sqrt_alphas_cumprod", t, x)
-        x0_tilde = torch.where(mask, kn, x0.detach() - (weight * alpha / 2) * grad)
-        if prediction == "x0":
-            return x0_tilde
-        eps = schedule.predict_eps(x, t, x0_tilde)
-        if prediction == "eps":
-            return eps
-        return schedule.get_v(x0_tilde, eps, t)
-
-    return model_fn
-
-
-def _core_accepts_generator_lists() -> bool:
-    """Whether :func:`vidiff.diffusion.sample` takes a list of per-sample generators (diffusers' convention)."""
-    try:
-        from vidiff.diffusion.hooks import randn_like
-
-        gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]
-        out = randn_like(torch.zeros(2, 3), gens)
-        return bool(torch.equal(out[0], out[1]))
-    except Exception:  # noqa: BLE001 (any failure means: no support for generator lists)
-        return False
-
-
-def history_guided(
-    net: NetFn, frame_idx: torch.Tensor, observed: torch.Tensor, top: int, scale: float, noise: torch.Tensor
-) -> Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]:
-    """History guidance for stage schemes (Song et al. 2025) as a ``model_fn(x, t, context)``.
-
-    Returns ``uncond + scale * (cond - uncond)``. The conditional branch is the plain conditional model (observed
-    frames clean and marked observed); the unconditional one drops the history: the observed slots show the
-    fixed pure ``noise`` at timestep ``top`` (per-frame timesteps) and are not marked observed, the latent frames
-    are unchanged, an input the model learnt from its unconditional and per-frame-noise training samples. Both
-    branches run in one forward batch.
-    """
-    obs = observed.bool()
-
-    def guided(x: torch.Tensor, t: torch.Tensor, ctx: Any) -> torch.Tensor:
-        b, k = x.shape[:2]
-        reps = b // obs.shape[0]
-        o = obs.repeat(reps, 1)
-        m = o[:, :, None, None, None]
-        x_u = torch.where(m, noise.repeat(reps, 1, 1, 1, 1).to(x.dtype), x)
-        t_c = t if t.ndim == 2 else t.reshape(-1)[:, None].expand(b, k)
-        t_u = torch.where(o, torch.full_like(t_c, top), t_c)
-        idx = frame_idx.repeat(2 * reps, 1)
-        out = net(torch.cat([x, x_u]), torch.cat([t_c, t_u]), idx, torch.cat([o, torch.zeros_like(o)]),
-                  None if ctx is None else torch.cat([ctx, ctx]))
-        cond, uncond = out.chunk(2)
-        return uncond + scale * (cond - uncond)
-
-    return guided
-
-
 class StageRunner:
     """Denoises one forward batch of items; holds the model parts and the sampler settings.
 
@@ -215,10 +114,10 @@ class StageRunner:
         sample_fn: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         self.net, self.schedule, self.prediction, self.settings = net, schedule, prediction, settings
-        if sample_fn is None:
+        if sample_fn is None:  # the core takes a list of per-sample generators (diffusers' convention)
             from vidiff.diffusion import sample as sample_fn
 
-            self.per_sample_generators = _core_accepts_generator_lists()
+            self.per_sample_generators = True
         else:
             self.per_sample_generators = bool(getattr(sample_fn, "per_sample_generators", False))
         self.sample_fn = sample_fn
@@ -228,34 +127,18 @@ class StageRunner:
 
     def _denoiser(self, frame_idx, observed, known, context, null_context, generators):
         s = self.settings
-        if s.recon_guidance > 0:
-            # the observed frames' own noise, drawn after the item's initial noise from the item's generator
-            noise = torch.stack([torch.randn(known.shape[1:], generator=g, device=known.device) for g in generators])
-            model_fn = reconstruction_guidance(
-                self.net, self.schedule, self.prediction, frame_idx, observed, known, noise, s.recon_guidance
-            )
-        else:
 
-            def model_fn(x, t, ctx):
-                b = x.shape[0]
-                reps = b // frame_idx.shape[0]  # CFG batches cond and uncond together
-                return self.net(x, t, frame_idx.repeat(reps, 1), observed.repeat(reps, 1), ctx)
+        def item_noise() -> torch.Tensor:  # drawn after the item's initial noise from the item's generator
+            return torch.stack([torch.randn(known.shape[1:], generator=g, device=known.device) for g in generators])
 
-        if s.history_guidance != 1.0 and bool(observed.any()):
-            if s.recon_guidance > 0:
-                raise ValueError("history_guidance: not available together with recon_guidance")
-            # the dropped history's noise, drawn after the item's initial noise from the item's generator
-            noise = torch.stack([torch.randn(known.shape[1:], generator=g, device=known.device) for g in generators])
-            model_fn = history_guided(self.net, frame_idx, observed, self.schedule.num_timesteps - 1,
-                                      s.history_guidance, noise)
-        if context is not None and null_context is not None and s.guidance != 1.0:
-            from vidiff.diffusion.guidance import classifier_free_guidance
-
-            denoiser = classifier_free_guidance(model_fn, context, null_context, s.guidance)
-        else:
-
-            def denoiser(x, t):
-                return model_fn(x, t, context)
+        recon_noise = item_noise() if s.recon_guidance > 0 else None  # the observed frames' own noise
+        history = s.recon_guidance == 0 and s.history_guidance != 1.0 and bool(observed.any())
+        denoiser = conditioned_denoiser(
+            self.net, frame_idx, observed, context=context, null_context=null_context, guidance=s.guidance,
+            schedule=self.schedule, prediction=self.prediction, known=known, recon_guidance=s.recon_guidance,
+            recon_noise=recon_noise, history_guidance=s.history_guidance,
+            history_noise=item_noise() if history else None,  # the dropped history's noise
+        )
 
         def counted(x, t):
             self.evaluations += x.shape[0]
@@ -325,8 +208,7 @@ class StageRunner:
         generators = [item_generator(seed, it.video, it.stage, device) for it in items]
         noise = torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
         known_mask = observed[:, :, None, None, None].expand_as(known)
-        ctx = None if context is None else context[videos]
-        null = None if null_context is None else null_context[videos] if len(null_context) > 1 else null_context
+        ctx, null = per_video(context, null_context, videos)
         denoiser = self._denoiser(idx, observed, known, ctx, null, generators)
         s = self.settings
         kwargs = dict(steps=s.steps, eta=s.eta, prediction=self.prediction, **s.extra)

@@ -1,10 +1,10 @@
 """Long-video sampling: a model and a plan in, whole videos out (batched, resumable, with progress).
 
-:class:`VideoModel` gathers what sampling needs from a trained model (``vidiff.lit.load_model`` returns a
-module it wraps with :meth:`VideoModel.from_module`). :func:`sample_long_videos` runs a plan
-(:func:`vidiff.schemes.plan`) wave by wave with :class:`vidiff.long_video.StageRunner`::
+:func:`sample_long_videos` runs a plan (:func:`vidiff.schemes.plan`) wave by wave with
+:class:`vidiff.pipelines.stages.StageRunner`; after every wave the frames so far and the plan position are saved
+atomically (``state.safetensors`` + a readable ``state.json``), so an interrupted run resumes to the same videos::
 
-    model = VideoModel.from_module(vidiff.lit.load_model("last.ckpt"))
+    model = load_sampling_model("last.ckpt")
     stages = vidiff.schemes.plan("hierarchy-2", length=300, max_frames=20, step_size=None)
     videos = sample_long_videos(model, stages, length=300, num_videos=4, seed=0)   # (4, 300, c, h, w)
 """
@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from vidiff.io.atomic import atomic_path, write_json_atomic
 from vidiff.io.errors import reading, writing
-from vidiff.long_video import Item, NetFn, SamplerSettings, StageRunner, group_items
+from vidiff.pipelines.model import VideoModel
+from vidiff.pipelines.stages import Item, SamplerSettings, StageRunner, group_items
 
 log = logging.getLogger(__name__)
 
@@ -34,88 +35,6 @@ STATE_JSON = "state.json"
 
 class Interrupted(RuntimeError):
     """Raised by ``stop_after_wave`` (tests and ``--stop-after-wave``): the state on disk is resumable."""
-
-
-@dataclass
-class VideoModel:
-    """The parts of a trained model that sampling uses.
-
-    Attributes:
-        net: ``net(x, timesteps, frame_idx, observed, context)`` on ``(b, t, c, h, w)`` in model space.
-        schedule: the training noise schedule.
-        prediction: ``eps``, ``x0`` or ``v``.
-        frame_shape: ``(c, h, w)`` of one frame in model space (latents for latent models).
-        image_shape: ``(c, h, w)`` of one decoded frame.
-        autoencoder: has ``encode_video(x, chunk_size)`` / ``decode_video(z, chunk_size)``, or None (pixel model).
-        text_encoder: has ``encode(list[str]) -> (b, L, d)`` and ``null_embedding(b)``, or None.
-        max_frames: frames the model saw per training sample (K), if known.
-    """
-
-    net: NetFn
-    schedule: Any
-    prediction: str
-    frame_shape: tuple[int, int, int]
-    image_shape: tuple[int, int, int]
-    autoencoder: Any = None
-    text_encoder: Any = None
-    max_frames: int | None = None
-
-    @classmethod
-    def from_module(cls, module: Any) -> VideoModel:
-        """Wrap a trained module exposing ``net``, ``schedule``, ``prediction`` and its frame geometry."""
-        for name in ("net", "schedule", "prediction"):
-            if getattr(module, name, None) is None:
-                raise ValueError(f"ckpt: the loaded model has no {name!r}; is this a vidiff video diffusion model?")
-        image_shape = _first_shape(module, ("image_shape", "frame_shape"))
-        autoencoder = getattr(module, "autoencoder", None)
-        if image_shape is None:
-            channels = _first_attr(module, ("channels", "image_channels", "in_channels"))
-            size = _first_attr(module, ("image_size", "size", "resolution"))
-            if channels is None or size is None:
-                raise ValueError("ckpt: the loaded model does not say its image size and channels")
-            h, w = (size, size) if isinstance(size, int) else tuple(size)
-            image_shape = (int(channels), int(h), int(w))
-        frame_shape = _first_shape(module, ("latent_shape",))
-        if frame_shape is None:
-            frame_shape = image_shape
-            if autoencoder is not None:
-                frame_shape = tuple(autoencoder.latent_shape(image_shape[1], image_shape[2]))
-        return cls(
-            net=module.net,
-            schedule=module.schedule,
-            prediction=module.prediction,
-            frame_shape=tuple(int(v) for v in frame_shape),
-            image_shape=tuple(int(v) for v in image_shape),
-            autoencoder=autoencoder,
-            text_encoder=getattr(module, "text_encoder", None),
-            max_frames=_first_attr(module, ("max_frames",)),
-        )
-
-    def encode(self, video: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
-        """Pixel video ``(b, t, c, h, w)`` in [-1, 1] -> model space (identity for pixel models)."""
-        if self.autoencoder is None:
-            return video
-        return self.autoencoder.encode_video(video, chunk_size=chunk_size)
-
-    def decode(self, z: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
-        """Model-space video ``(b, t, c', h', w')`` -> pixels ``(b, t, c, h, w)``, ``chunk_size`` frames a call."""
-        if self.autoencoder is None:
-            return z
-        return self.autoencoder.decode_video(z, chunk_size=chunk_size)
-
-
-def _first_attr(obj: Any, names: Sequence[str]) -> Any:
-    for source in (obj, getattr(obj, "hparams", None)):
-        for name in names:
-            value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
-            if value is not None:
-                return value
-    return None
-
-
-def _first_shape(obj: Any, names: Sequence[str]) -> tuple[int, ...] | None:
-    value = _first_attr(obj, names)
-    return None if value is None else tuple(value)
 
 
 def _signature(**fields: Any) -> str:
@@ -185,6 +104,7 @@ def sample_long_videos(
     model: VideoModel,
     stages: Sequence[Any],
     length: int,
+    *,
     num_videos: int = 1,
     seed: int = 0,
     settings: SamplerSettings | None = None,
@@ -245,7 +165,7 @@ def sample_long_videos(
         raise ValueError("stages: the plan is empty (every frame given?); nothing to sample")
     max_frames = max_frames or model.max_frames or max(len(s.observed) + len(s.latent) for s in stages)
     check_plan(stages, length, max_frames, given_idx)
-    device = next(iter(model.net.parameters())).device if hasattr(model.net, "parameters") else torch.device("cpu")
+    device = model.device
     frames = torch.zeros(num_videos, length, *model.frame_shape, device=device)
     if given is not None:
         frames[:, given_idx] = given.to(device=device, dtype=frames.dtype).expand(num_videos, *given.shape[1:])
@@ -299,3 +219,53 @@ def sample_long_videos(
         with torch.no_grad():
             frames = model.decode(frames, chunk_size=decode_chunk)
     return frames
+
+
+def fill_frames(
+    model: VideoModel,
+    video: torch.Tensor,
+    frame_idx: torch.Tensor,
+    observed: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    seed: int = 0,
+    settings: SamplerSettings | None = None,
+    context: torch.Tensor | None = None,
+    null_context: torch.Tensor | None = None,
+    batch_budget: int = 16,
+) -> torch.Tensor:
+    """Generate the latent frames of clips, each clip one stage of one video (validation and predict samples).
+
+    Clip ``v`` becomes item (video v, stage 0) of :class:`StageRunner`: its valid observed frames are given, its
+    valid latent frames generated, at their positions ``frame_idx`` of video v; so a clip whose frames are a
+    plan's only stage gives exactly what :func:`sample_long_videos` gives for that plan and seed.
+
+    Args:
+        model: the model parts.
+        video: ``(b, k, c, h, w)`` pixels in [-1, 1] (read where observed).
+        frame_idx: ``(b, k)`` distinct positions per clip (among valid slots).
+        observed: ``(b, k)`` bool. valid: ``(b, k)`` bool, or None (all valid); invalid slots are kept as given.
+        seed, settings, context, null_context, batch_budget: as :func:`sample_long_videos`.
+
+    Returns:
+        ``(b, k, c, h, w)`` pixels in [-1, 1]: observed (and invalid) frames reproduced, latent ones sampled.
+    """
+    settings = settings or SamplerSettings()
+    observed = observed.bool()
+    valid = torch.ones_like(observed) if valid is None else valid.bool()
+    with torch.no_grad():
+        known = model.encode(video.to(model.device))
+        b = known.shape[0]
+        frames = torch.zeros(b, int(frame_idx.max()) + 1, *known.shape[2:], device=known.device, dtype=known.dtype)
+        items, slots = [], []
+        for v in range(b):
+            obs, lat = (valid[v] & observed[v]).nonzero().flatten(), (valid[v] & ~observed[v]).nonzero().flatten()
+            frames[v, frame_idx[v, obs]] = known[v, obs]
+            items.append(Item(v, 0, tuple(frame_idx[v, obs].tolist()), tuple(frame_idx[v, lat].tolist())))
+            slots.append(lat)
+        runner = StageRunner(model.net, model.schedule, model.prediction, settings)
+        out = known.clone()
+        for batch in group_items([it for it in items if it.latent], batch_budget):
+            for it, clip in zip(batch, runner.run(frames, batch, seed, context, null_context)):
+                out[it.video, slots[it.video]] = clip[len(it.observed):]
+        return model.decode(out).float().clamp(-1, 1)
