@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
     g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0)")
+    g.add_argument("--spacing", default="trailing", help="timestep spacing: trailing (default), leading or linspace")
     g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale, text task (1 = off)")
     g.add_argument("--history-guidance", type=float, default=1.0,
                    help="history guidance scale: uncond + s * (cond - uncond), uncond with the observed frames "
@@ -79,7 +80,8 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     world = checkpoint_world_settings(args.ckpt, model.image_shape[1])
     cfg = EvalConfig(
         task=args.task, num_videos=args.num_videos, scheme=args.scheme, sampler=args.sampler, steps=args.steps,
-        eta=args.eta, guidance=args.guidance, history_guidance=args.history_guidance, seed=args.seed,
+        eta=args.eta, guidance=args.guidance, history_guidance=args.history_guidance, spacing=args.spacing,
+        seed=args.seed,
         num_observed=args.num_observed, horizon=args.horizon,
         length=args.length, max_frames=args.max_frames, step_size=args.step_size, baselines=list(args.baseline),
         batch_budget=args.batch_budget, split_offset=args.split_offset, i3d=args.i3d, progress=not args.no_progress,

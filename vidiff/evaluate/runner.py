@@ -38,6 +38,7 @@ class EvalConfig:
         sampler, steps, eta: diffusion sampler settings per stage.
         guidance: classifier-free guidance scale (text task).
         history_guidance: history guidance scale for stages with observed frames (1 = off).
+        spacing: timestep spacing (``trailing``, ``leading``, ``linspace``).
         seed: sampling seed (and the noise baseline's).
         num_observed, horizon, length: the task's frames (:func:`vidiff.evaluate.task_spec`).
         max_frames: K per stage (default the model's).
@@ -58,6 +59,7 @@ class EvalConfig:
     eta: float = 0.0
     guidance: float = 1.0
     history_guidance: float = 1.0
+    spacing: str = "trailing"
     seed: int = 0
     num_observed: int = 8
     horizon: int = 8
@@ -96,14 +98,14 @@ def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, ma
     pipe = VideoPipeline(model)
     try:
         stages = pipe.plan(spec.scheme, length=spec.length, max_frames=max_frames, step_size=cfg.step_size,
-                           given=spec.given)
+                           given=spec.given, steps=cfg.steps, spacing=cfg.spacing)
     except ValueError as err:
         raise ValueError(f"scheme: {spec.scheme!r} cannot run the {spec.task} task ({err})") from err
     context = null = None
     if spec.uses_caption:
         with torch.no_grad():
             context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
-    settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, None, cfg.guidance,
+    settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, cfg.spacing, cfg.guidance,
                                history_guidance=cfg.history_guidance)
     given = truth.videos[:, list(spec.given)] if spec.given else None
     videos = pipe.run(

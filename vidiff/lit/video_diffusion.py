@@ -31,7 +31,7 @@ from vidiff.lit.parts import build_callable, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
-from vidiff.pipelines import SamplerSettings, VideoModel, fill_frames
+from vidiff.pipelines import DEFAULT_SPACING, SamplerSettings, VideoModel, fill_frames
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ class VideoDiffusion(pl.LightningModule):
         steps: int = 25,
         eta: float = 0.0,
         guidance_scale: float = 1.0,
-        spacing: str = "leading",
+        spacing: str = DEFAULT_SPACING,
         seed: int = 0,
         use_ema: bool = True,
     ) -> torch.Tensor:

@@ -33,6 +33,13 @@ from vidiff.pipelines.model import NetFn
 log = logging.getLogger(__name__)
 
 
+#: The generation layer's timestep spacing: ``trailing`` starts every stage at the last training timestep, where
+#: the initial noise belongs. DDIM's ``leading`` (diffusers' default, kept by :func:`vidiff.diffusion.sample`)
+#: starts at ``T - T / steps`` (t = 800 for 5 steps) from pure noise, and a 64-frame autoregressive video of the
+#: reference model kept its objects in 10% of its frames instead of 81% (docs/benchmarks.md, "Timestep spacing").
+DEFAULT_SPACING = "trailing"
+
+
 @dataclass
 class SamplerSettings:
     """How each stage is denoised.
@@ -41,7 +48,8 @@ class SamplerSettings:
         sampler: a sampler of :func:`vidiff.diffusion.sample` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
         steps: denoising steps per stage.
         eta: DDIM stochasticity (0: deterministic).
-        spacing: timestep spacing name, or None for the sampler's default.
+        spacing: timestep spacing name (default :data:`DEFAULT_SPACING`), or None for the core sampler's own
+            default (diffusers': ``leading`` for DDIM).
         guidance: classifier-free guidance scale (used when a context is given; 1 = conditional only).
         recon_guidance: weight w_r of reconstruction guidance (Ho et al. 2022, eq. 7); 0 turns it off and uses
             the conditional model (clean observed frames marked observed), the default for FDM-style models.
@@ -54,7 +62,7 @@ class SamplerSettings:
     sampler: str = "ddim"
     steps: int = 50
     eta: float = 0.0
-    spacing: str | None = None
+    spacing: str | None = DEFAULT_SPACING
     guidance: float = 1.0
     recon_guidance: float = 0.0
     history_guidance: float = 1.0

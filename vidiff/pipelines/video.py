@@ -21,7 +21,7 @@ import torch
 from vidiff.diffusion import check_sampler
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.model import VideoModel
-from vidiff.pipelines.stages import SamplerSettings
+from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings
 
 
 def is_per_frame(scheme: str) -> bool:
@@ -165,7 +165,7 @@ class VideoPipeline:
         sampler: str = "ddim",
         steps: int = 50,
         eta: float = 0.0,
-        spacing: str | None = None,
+        spacing: str = DEFAULT_SPACING,
         max_frames: int | None = None,
         step_size: int | None = None,
         history_guidance: float = 1.0,
