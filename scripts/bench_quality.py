@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=25, help="DDIM steps per stage (default 25)")
     p.add_argument("--long-lengths", type=int, nargs="+", default=[64, 300],
                    help="frames of the hierarchy-2 and df-autoregressive long videos (default 64 300)")
+    p.add_argument("--long-schemes", nargs="+", default=["hierarchy-2", "ar1", "df-autoregressive"],
+                   choices=["hierarchy-2", "ar1", "df-autoregressive", "autoregressive"],
+                   help="long-video schemes (default: hierarchy-2 ar1 df-autoregressive; ar1 = autoregressive with "
+                        "one new frame per stage)")
     p.add_argument("--df-steps", type=int, default=None,
                    help="steps per frame of df-autoregressive and of autoregressive with step size 1 (default "
                         "--steps // 4: as many network evaluations per frame as hierarchy-2 with K = 8, which "
@@ -165,18 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         ("prediction (given 8, predict 8)", dict(task="prediction", baselines=["all"], **common)),
         ("interpolation (given 0 and 15)", dict(task="interpolation", baselines=["all"], **common)),
     ]
-    sections += [(f"long {n}, hierarchy-2", dict(task="long", scheme="hierarchy-2", length=n, baselines=["all"],
-                                               **common)) for n in args.long_lengths]
-    few = args.df_steps or max(1, args.steps // 4)
-    for n in args.long_lengths:
-        sections += [
-            (f"long {n}, autoregressive step 1", dict(task="long", scheme="autoregressive", step_size=1, length=n,
-                                                      num_videos=args.num_videos, steps=few)),
-            (f"long {n}, df-autoregressive", dict(task="long", scheme="df-autoregressive", length=n,
-                                                  num_videos=args.num_videos, steps=few)),
-        ]
-    sections += [(f"long {args.long_lengths[0]}, autoregressive", dict(task="long", scheme="autoregressive",
-                                                                       length=args.long_lengths[0], **common))]
+    few = dict(num_videos=args.num_videos, steps=args.df_steps or max(1, args.steps // 4))
+    long_sections = {  # name -> (label suffix, EvalConfig settings), each at every --long-lengths
+        "hierarchy-2": ("hierarchy-2", dict(scheme="hierarchy-2", baselines=["all"], **common)),
+        "ar1": ("autoregressive step 1", dict(scheme="autoregressive", step_size=1, **few)),
+        "df-autoregressive": ("df-autoregressive", dict(scheme="df-autoregressive", **few)),
+        "autoregressive": ("autoregressive", dict(scheme="autoregressive", **common)),
+    }
+    for name in args.long_schemes:
+        label, settings = long_sections[name]
+        sections += [(f"long {n}, {label}", dict(task="long", length=n, **settings)) for n in args.long_lengths]
     results = evaluate(ckpt, sections, out, args.device, not args.no_progress)
     notes = [f"checkpoint {ckpt} ({trained_steps(ckpt)} steps)"]
     t2v = ROOT / args.t2v_config
