@@ -144,3 +144,6 @@ def test_demo_runs_from_any_folder_and_prints_only_paths_that_exist(tmp_path, mo
     lines = [line.split(":", 1)[1].split(" (open")[0].strip() for line in summary.splitlines() if ":" in line]
     assert lines and all((tmp_path / p).exists() for p in lines), lines
     assert (tmp_path / "runs/demo/long_video/index.html").is_file()
+    from vidiff.io import read_video
+
+    assert read_video(tmp_path / "runs/demo/given_clip.mp4").shape[0] == 8  # the held-out clip the videos continue

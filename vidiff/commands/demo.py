@@ -1,8 +1,9 @@
 """`vidiff demo`: the main job of README's two-command set-up.
 
 Trains the tiny Shapes-world model on CPU (``configs/shapes/tiny.yaml``), then samples two 300-frame videos from
-its checkpoint (autoregressive, one new frame per stage, 5 DDIM steps with trailing spacing: the scheme that keeps
-objects best at the cost of hierarchy-2 with 20 steps; docs/benchmarks.md), and tells the user where everything is. ``--pretrained`` skips the
+its checkpoint that continue the first 8 frames of a held-out Shapes-world clip (autoregressive, one new frame per
+stage, 5 DDIM steps with trailing spacing: the scheme that keeps objects best at the cost of hierarchy-2 with 20
+steps; docs/benchmarks.md), and tells the user where everything is. ``--pretrained`` skips the
 training and samples from the reference model shipped with vidiff (:data:`vidiff.assets.REFERENCE`).
 """
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=int, default=1, help="frames generated per stage (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=5,
                         help="DDIM steps per stage, trailing spacing (default: %(default)s)")
+    parser.add_argument("--num-observed", type=int, default=8,
+                        help="frames of a held-out Shapes-world clip the long videos continue (default: %(default)s; "
+                             "0: generate from nothing)")
     parser.add_argument("--skip-train", action="store_true", help="reuse the checkpoint already in --out")
     parser.add_argument(
         "--pretrained", action="store_true",
@@ -50,16 +54,37 @@ def run(args: argparse.Namespace) -> int:
     else:
         ckpt = _train(args, out, main)
     samples = out / "long_video"
+    given = []
+    if args.num_observed:
+        clip = held_out_clip(ckpt, out / "given_clip.mp4", args.num_observed)
+        given = ["--observed", str(clip), "--num-observed", str(args.num_observed)]
     code = main([
         "sample", "--ckpt", str(ckpt), "--scheme", args.scheme, "--step-size", str(args.step_size),
         "--length", str(args.length), "--sampler", "ddim", "--steps", str(args.steps), "--spacing", "trailing",
-        "--num-videos", "2", "--seed", "0", "--out", str(samples),
+        "--num-videos", "2", "--seed", "0", "--out", str(samples), *given,
     ])
     train_samples = ckpt.parent.parent / "samples"
     trained = f"\n  training samples: {train_samples}/" if not args.pretrained and train_samples.is_dir() else ""
-    print(f"\nvidiff demo done.\n  checkpoint:      {ckpt}{trained}"
+    clip = f"\n  given clip:      {out / 'given_clip.mp4'}" if given else ""
+    print(f"\nvidiff demo done.\n  checkpoint:      {ckpt}{trained}{clip}"
           f"\n  long videos:     {samples}/ (open {samples}/index.html)")
     return code
+
+
+def held_out_clip(ckpt: Path, path: Path, frames: int) -> Path:
+    """Write the first ``frames`` frames of the first held-out video of the checkpoint's Shapes world (never
+    trained on) to ``path`` (mp4) and return it: the clip the demo's long videos continue."""
+    from vidiff.evaluate import checkpoint_world_settings, eval_world
+    from vidiff.io import write_video
+    from vidiff.pipelines import load_sampling_model
+
+    if frames < 1:
+        raise SystemExit(f"vidiff demo: --num-observed: expected >= 0 frames, got {frames}")
+    size = load_sampling_model(str(ckpt)).image_shape[1]
+    world = eval_world(checkpoint_world_settings(ckpt, size), 1, max(frames, 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, world.render(0, list(range(frames))), fps=8, crf=0)
+    return path
 
 
 #: The source checkout vidiff runs from (its configs/ folder holds the demo's config).
