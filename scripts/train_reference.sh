@@ -4,6 +4,8 @@
 #   nohup scripts/train_reference.sh 1 > runs/reference1.log 2>&1 &          # stage 1: 4000 steps (~28 min)
 #   nohup scripts/train_reference.sh 2 > runs/reference2.log 2>&1 &          # stage 2: 14000 steps (~100 min; STEPS=N for fewer)
 #   nohup scripts/train_reference.sh 2 --ckpt_path last >> runs/reference2.log 2>&1 &    # continue a stage
+#   nohup scripts/train_reference.sh 3 > runs/reference3.log 2>&1 &          # stage 3 (not run yet): STEPS (8000) more
+#                                                                             # from the shipped weights, frame_noise 1.0
 # Stage 1 trains the tiny net (per-pixel temporal attention) from scratch at a constant lr 2e-3; stage 2 starts
 # from its EMA weights (init_weights), makes the 8x8 temporal layers joint space-time attention (same parameters)
 # and anneals the lr (one cycle, cosine) to the end. Extra arguments go to `vidiff fit`. Then ship the EMA weights:
@@ -11,7 +13,7 @@
 # (docs/benchmarks.md, "Reference model"; docs/decisions.md, "Checkpoints and shipped weights").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stage="${1:?usage: scripts/train_reference.sh 1|2 [vidiff fit arguments]}"
+stage="${1:?usage: scripts/train_reference.sh 1|2|3 [vidiff fit arguments]}"
 shift
 vidiff="${VIDIFF:-.venv/bin/vidiff}"
 common=(
@@ -40,8 +42,21 @@ case "$stage" in
         --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: ${STEPS:-14000}, pct_start: 0.02, cycle_momentum: false}}" \
         "$@"
     ;;
+3)
+    # tiny.yaml's frame_noise 1.0 (every sample per-frame timesteps) won the 2026-12-04 ablations; fine-tune the
+    # shipped stage-2 weights with it, annealed again
+    init="${INIT:-vidiff/assets/shapes_reference.safetensors}"
+    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
+        --model.init_args.frame_noise 1.0 \
+        --trainer.default_root_dir runs/reference3 \
+        --trainer.max_steps "${STEPS:-8000}" \
+        --model.init_args.init_weights "$init" \
+        --model.init_args.net.init_args.spacetime_attention_resolutions '[4]' \
+        --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: ${STEPS:-8000}, pct_start: 0.02, cycle_momentum: false}}" \
+        "$@"
+    ;;
 *)
-    echo "scripts/train_reference.sh: stage must be 1 or 2, got '$stage'" >&2
+    echo "scripts/train_reference.sh: stage must be 1, 2 or 3, got '$stage'" >&2
     exit 2
     ;;
 esac
