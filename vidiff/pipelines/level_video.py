@@ -243,7 +243,4 @@ def sample_level_videos(
         )
     finally:
         bar.close()
-    if decode and model.autoencoder is not None:
-        with torch.no_grad():
-            frames = model.decode(frames, chunk_size=decode_chunk)
-    return frames
+    return model.decode(frames, chunk_size=decode_chunk) if decode else frames

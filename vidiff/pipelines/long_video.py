@@ -215,10 +215,7 @@ def sample_long_videos(
                     raise Interrupted(f"stopped after wave {w} of {len(waves)} (state in {state_path})")
     finally:
         bar.close()
-    if decode and model.autoencoder is not None:
-        with torch.no_grad():
-            frames = model.decode(frames, chunk_size=decode_chunk)
-    return frames
+    return model.decode(frames, chunk_size=decode_chunk) if decode else frames
 
 
 def fill_frames(

@@ -71,8 +71,10 @@ class VideoModel:
             return video
         return self.autoencoder.encode_video(video, chunk_size=chunk_size)
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
-        """Model-space video ``(b, t, c', h', w')`` -> pixels ``(b, t, c, h, w)``, ``chunk_size`` frames a call."""
+        """Model-space video ``(b, t, c', h', w')`` -> pixels ``(b, t, c, h, w)``, ``chunk_size`` frames a call
+        (identity for pixel models; no gradients: sampling only)."""
         if self.autoencoder is None:
             return z
         return self.autoencoder.decode_video(z, chunk_size=chunk_size)
