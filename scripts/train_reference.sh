@@ -24,6 +24,19 @@ common=(
     --trainer.enable_progress_bar false
     --samples.every_n_validations 5
 )
+# A warm-started stage: ROOT, STEPS, INIT, then extra `vidiff fit` arguments; joint space-time attention at 8x8 and
+# a one-cycle lr (cosine to 0 over STEPS).
+annealed() {
+    local root=$1 steps=$2 init=$3
+    shift 3
+    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
+        --trainer.default_root_dir "$root" \
+        --trainer.max_steps "$steps" \
+        --model.init_args.init_weights "$init" \
+        --model.init_args.net.init_args.spacetime_attention_resolutions '[4]' \
+        --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: $steps, pct_start: 0.02, cycle_momentum: false}}" \
+        "$@"
+}
 case "$stage" in
 1)
     exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
@@ -33,27 +46,13 @@ case "$stage" in
         "$@"
     ;;
 2)
-    init="${INIT:-runs/reference1/checkpoints/last.ckpt}"
-    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
-        --trainer.default_root_dir runs/reference2 \
-        --trainer.max_steps "${STEPS:-14000}" \
-        --model.init_args.init_weights "$init" \
-        --model.init_args.net.init_args.spacetime_attention_resolutions '[4]' \
-        --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: ${STEPS:-14000}, pct_start: 0.02, cycle_momentum: false}}" \
-        "$@"
+    annealed runs/reference2 "${STEPS:-14000}" "${INIT:-runs/reference1/checkpoints/last.ckpt}" "$@"
     ;;
 3)
     # tiny.yaml's frame_noise 1.0 (every sample per-frame timesteps) won the 2026-12-04 ablations; fine-tune the
     # shipped stage-2 weights with it, annealed again
-    init="${INIT:-vidiff/assets/shapes_reference.safetensors}"
-    exec "$vidiff" fit --config configs/shapes/tiny.yaml "${common[@]}" \
-        --model.init_args.frame_noise 1.0 \
-        --trainer.default_root_dir runs/reference3 \
-        --trainer.max_steps "${STEPS:-8000}" \
-        --model.init_args.init_weights "$init" \
-        --model.init_args.net.init_args.spacetime_attention_resolutions '[4]' \
-        --model.init_args.lr_scheduler "{class_path: torch.optim.lr_scheduler.OneCycleLR, init_args: {max_lr: 0.002, total_steps: ${STEPS:-8000}, pct_start: 0.02, cycle_momentum: false}}" \
-        "$@"
+    annealed runs/reference3 "${STEPS:-8000}" "${INIT:-vidiff/assets/shapes_reference.safetensors}" \
+        --model.init_args.frame_noise 1.0 "$@"
     ;;
 *)
     echo "scripts/train_reference.sh: stage must be 1, 2 or 3, got '$stage'" >&2
