@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="denoising steps per stage (default 50); per-frame schemes: levels per frame (fifo: "
                         "n = steps // K partitions unless --partitions)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-    g.add_argument("--spacing", default="trailing",
+    from vidiff.pipelines.stages import DEFAULT_SPACING
+
+    g.add_argument("--spacing", default=DEFAULT_SPACING,
                    help="timestep spacing: trailing (default: start at the last timestep, where the noise belongs), "
                         "leading or linspace")
     g.add_argument("--history-guidance", type=float, default=1.0,

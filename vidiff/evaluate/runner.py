@@ -17,6 +17,7 @@ import torch
 from vidiff.evaluate.baselines import copy_last, extrapolate_centres, linear_blend, noise_frames
 from vidiff.evaluate.scoring import detect_many, score_centres, score_videos
 from vidiff.evaluate.tasks import TaskSpec, resolve_baselines, task_spec
+from vidiff.pipelines.stages import DEFAULT_SPACING
 from vidiff.evaluate.truth import GroundTruth, eval_world, ground_truth
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class EvalConfig:
     eta: float = 0.0
     guidance: float = 1.0
     history_guidance: float = 1.0
-    spacing: str = "trailing"
+    spacing: str = DEFAULT_SPACING
     seed: int = 0
     num_observed: int = 8
     horizon: int = 8
