@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-budget", type=int, default=16, help="stage x video items per forward pass (default 16)")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from vidiff.commands.speed import add_speed_arguments
+
+    add_speed_arguments(parser)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="folder for report.json and report.md")
     g.add_argument("--save-videos", type=int, default=0,
@@ -65,11 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff evaluate` does; returns the report."""
     from vidiff.commands.sample import load_model_option
+    from vidiff.commands.speed import speed_of
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate, write_report
+    from vidiff.pipelines import accelerate
 
     if args.save_videos < 0:
         raise ValueError(f"--save-videos: expected >= 0, got {args.save_videos}")
-    model = load_model_option(args.ckpt, args.device)
+    model = accelerate(load_model_option(args.ckpt, args.device), speed_of(args))
     if args.i3d is not None and Path(args.i3d).is_file():  # an unsafe or wrong I3D file fails now, not after sampling
         from vidiff.metrics import load_i3d
 

@@ -93,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "--resume, such a run is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
+    from vidiff.commands.speed import add_speed_arguments
+
+    add_speed_arguments(parser)
 
 
 def option_error(err: Exception, options: dict[str, str]) -> Exception:
@@ -264,9 +267,10 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         write_video,
     )
     from vidiff.io.atomic import sweep_temporaries
-    from vidiff.pipelines import SamplerSettings, VideoPipeline
+    from vidiff.commands.speed import speed_of
+    from vidiff.pipelines import SamplerSettings, VideoPipeline, accelerate
 
-    pipe = VideoPipeline(load_model_option(args.ckpt, args.device))
+    pipe = VideoPipeline(accelerate(load_model_option(args.ckpt, args.device), speed_of(args)))
     model = pipe.model
     scheme, max_frames = check_arguments(args, model)
     given, given_idx = given_frames(args, model.image_shape)

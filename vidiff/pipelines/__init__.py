@@ -8,6 +8,7 @@ during ``vidiff fit``, Python) down to the diffusion core and the network. Pure 
 - :mod:`~vidiff.pipelines.stages` / :mod:`~vidiff.pipelines.long_video`: the stage executor and whole plans
   (waves, batches, per-item generators, progress, resume); :func:`fill_frames` for validation clips;
 - :mod:`~vidiff.pipelines.level_video`: the per-frame executor (FIFO, Diffusion Forcing, rolling);
+- :mod:`~vidiff.pipelines.speed`: :class:`Speed` / :func:`accelerate`, the levers on one network evaluation;
 - :mod:`~vidiff.pipelines.t2i`: :class:`TextToImage`;
 - :mod:`~vidiff.pipelines.video`: :class:`VideoPipeline` and :func:`load`, the Python API.
 """
@@ -17,6 +18,7 @@ from vidiff.pipelines.level_video import run_level_plan, sample_level_videos
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.long_video import Interrupted, fill_frames, sample_long_videos
 from vidiff.pipelines.model import VideoModel
+from vidiff.pipelines.speed import Speed, accelerate
 from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings, StageRunner
 from vidiff.pipelines.t2i import Conditioning, TextToImage
 from vidiff.pipelines.video import VideoPipeline, load, make_plan
@@ -26,10 +28,12 @@ __all__ = [
     "Conditioning",
     "Interrupted",
     "SamplerSettings",
+    "Speed",
     "StageRunner",
     "TextToImage",
     "VideoModel",
     "VideoPipeline",
+    "accelerate",
     "conditioned_denoiser",
     "fill_frames",
     "load",

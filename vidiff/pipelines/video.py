@@ -21,6 +21,7 @@ import torch
 from vidiff.diffusion import check_sampler
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.model import VideoModel
+from vidiff.pipelines.speed import Speed, accelerate
 from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings
 
 
@@ -79,9 +80,12 @@ class VideoPipeline:
         self.model = model
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> VideoPipeline:
-        """The pipeline of a ``vidiff fit`` checkpoint or a ``vidiff export`` weights file (EMA weights)."""
-        return cls(load_sampling_model(path, device))
+    def from_pretrained(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", speed: Speed | None = None
+    ) -> VideoPipeline:
+        """The pipeline of a ``vidiff fit`` checkpoint or a ``vidiff export`` weights file (EMA weights), its
+        net behind ``speed``'s levers (default: inference mode only; :mod:`vidiff.pipelines.speed`)."""
+        return cls(accelerate(load_sampling_model(path, device), speed))
 
     # ------------------------------------------------------------------------------------------------- pieces
     def plan(self, scheme: str, *, length: int, max_frames: int | None = None, **options: Any) -> Any:
@@ -260,12 +264,15 @@ class VideoPipeline:
         return indices
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> VideoPipeline:
-    """A :class:`VideoPipeline` from a ``vidiff fit`` checkpoint or a ``vidiff export`` weights file."""
+def load(
+    path: str | os.PathLike, device: str | torch.device = "cpu", speed: Speed | None = None
+) -> VideoPipeline:
+    """A :class:`VideoPipeline` from a ``vidiff fit`` checkpoint or a ``vidiff export`` weights file; ``speed``:
+    the sampling levers (e.g. ``Speed(precision="bf16")``; default inference mode only)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
     try:
-        return VideoPipeline.from_pretrained(path, device)
+        return VideoPipeline.from_pretrained(path, device, speed)
     except (ValueError, FileNotFoundError) as err:  # name this function's argument
         message = str(err)
         if message.startswith("ckpt: "):
