@@ -234,8 +234,6 @@ def check_level_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--sampler: per-frame schemes step each frame with DDIM; got {args.sampler}")
     if args.recon_guidance:
         raise ValueError("--recon-guidance: not available with per-frame schemes (use --history-guidance)")
-    if args.resume:
-        raise ValueError("--resume: per-frame schemes do not save resumable state yet")
 
 
 def plan_of(args: argparse.Namespace, pipe: Any, scheme: str, max_frames: int, given_idx: list[int]) -> Any:
@@ -291,8 +289,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
         _keep_saved_state(out / "state", args.resume, args.overwrite)
         start = time.perf_counter()
-        resume = {} if per_frame else dict(state_dir=out / "state", resume=args.resume,
-                                           stop_after_wave=args.stop_after_wave)
+        resume = dict(state_dir=out / "state", resume=args.resume, stop_after_wave=args.stop_after_wave)
         videos = pipe.run(
             plan, length=args.length, num_videos=args.num_videos, seed=args.seed, settings=settings, given=given,
             given_indices=given_idx, context=context, null_context=null, max_frames=max_frames,

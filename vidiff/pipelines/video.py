@@ -126,7 +126,8 @@ class VideoPipeline:
     ) -> torch.Tensor:
         """Run a plan of :meth:`plan`: ``given`` ``(1 or n, g, c, h, w)`` pixels in [-1, 1] at ``given_indices``
         are encoded, the executor fills the rest, the videos are decoded; returns ``(n, T, c, h, w)`` in [-1, 1].
-        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage plans)."""
+        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage plans) and
+        :func:`sample_level_videos` (per-frame plans: a wave is a global step)."""
         from vidiff.pipelines.level_video import sample_level_videos
         from vidiff.pipelines.long_video import sample_long_videos
 
@@ -145,7 +146,7 @@ class VideoPipeline:
                 model, plan, num_videos, seed, eta=settings.eta, given=given, context=context,
                 null_context=null_context, guidance=settings.guidance, history_guidance=settings.history_guidance,
                 history_guidance_level=history_guidance_level, batch_budget=batch_budget, progress=progress,
-                decode_chunk=decode_chunk,
+                decode_chunk=decode_chunk, **resume,
             )
         return videos.clamp(-1, 1)
 
