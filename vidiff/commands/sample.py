@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
     g.add_argument("--scheme", default=None,
                    help="long-video scheme (default hierarchy-2; interpolate with --keyframes), or a per-frame one: "
-                        "fifo, df-pyramid, df-autoregressive, rolling; see `vidiff scheme`")
+                        "fifo, df-pyramid, df-autoregressive, rolling, or keyframes then a per-frame fill: "
+                        "STAGE+LEVEL such as hierarchy-2+fifo; see `vidiff scheme`")
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
@@ -245,7 +246,8 @@ def plan_of(args: argparse.Namespace, pipe: Any, scheme: str, max_frames: int, g
     try:
         return pipe.plan(scheme, length=args.length, max_frames=max_frames, step_size=args.step_size,
                          given=given_idx, steps=args.steps, spacing=args.spacing, partitions=args.partitions,
-                         lookahead=args.lookahead, history_level=args.history_level)
+                         lookahead=args.lookahead, history_level=args.history_level,
+                         keyframe_spacing=args.keyframe_spacing)
     except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
         raise ValueError(f"--scheme {scheme}: {err}") from err
 

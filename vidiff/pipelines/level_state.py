@@ -23,6 +23,10 @@ from vidiff.io.errors import reading, writing
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+#: ``state.json``'s ``kind`` for a per-frame run's state (the stage executor writes none)
+KIND = "per-frame steps"
+#: ``kind`` of the keyframe phase of a combined run (:mod:`vidiff.pipelines.keyframe_video`)
+KEYFRAME_KIND = "keyframe waves"
 
 
 def digest(t: torch.Tensor | None) -> str | None:
@@ -53,7 +57,7 @@ class LevelState:
     generators: list[torch.Tensor]
 
 
-def save_state(state_dir: Path, state: LevelState, sig: str) -> None:
+def save_state(state_dir: Path, state: LevelState, sig: str, kind: str = KIND) -> None:
     """Write ``state`` atomically (the previous state stays intact until the new one is complete)."""
     from safetensors.torch import save_file
 
@@ -62,16 +66,17 @@ def save_state(state_dir: Path, state: LevelState, sig: str) -> None:
             else "no state was saved yet; free space and run again")
     tensors = {"frames": state.x.detach().cpu().contiguous()}
     tensors.update({f"generator_{v}": g.cpu().contiguous() for v, g in enumerate(state.generators)})
-    meta = {"next_wave": str(state.next_step), "evaluations": str(state.evaluations), "signature": sig}
+    meta = {"next_wave": str(state.next_step), "evaluations": str(state.evaluations), "signature": sig, "kind": kind}
     with atomic_path(path) as tmp, writing(path, kept):
         save_file(tensors, str(tmp), metadata=meta)
     with writing(state_dir / STATE_JSON, f"the state in {path} is saved; free space and rerun with --resume"):
-        write_json_atomic(state_dir / STATE_JSON, {"next_wave": state.next_step, "kind": "per-frame steps",
+        write_json_atomic(state_dir / STATE_JSON, {"next_wave": state.next_step, "kind": kind,
                                                    "signature": json.loads(sig)})
 
 
-def load_state(state_dir: Path, sig: str, num_videos: int) -> LevelState | None:
-    """The saved state of a run with signature ``sig``, None when there is none; ValueError for another run's."""
+def load_state(state_dir: Path, sig: str, generators: int, kind: str = KIND) -> LevelState | None:
+    """The saved state of a run with signature ``sig`` (``kind``, ``generators`` step-noise generators), None when
+    there is none; ValueError for another run's."""
     from safetensors import safe_open
 
     path = state_dir / STATE_TENSORS
@@ -81,10 +86,30 @@ def load_state(state_dir: Path, sig: str, num_videos: int) -> LevelState | None:
         str(path), framework="pt"
     ) as f:
         meta = f.metadata() or {}
-        same = meta.get("signature") == sig and all(f"generator_{v}" in f.keys() for v in range(num_videos))
+        same = (meta.get("signature") == sig and meta.get("kind", KIND) == kind
+                and all(f"generator_{v}" in f.keys() for v in range(generators)))
         if not same:
             raise ValueError(f"resume: {path} was written by a run with other settings; "
                              "use the same settings (or another --out) to resume")
         x = f.get_tensor("frames")
-        gens = [f.get_tensor(f"generator_{v}") for v in range(num_videos)]
+        gens = [f.get_tensor(f"generator_{v}") for v in range(generators)]
     return LevelState(x, int(meta["next_wave"]), int(meta.get("evaluations", 0)), gens)
+
+
+def saved_kind(state_dir: Path) -> str | None:
+    """``state.json``'s ``kind`` in ``state_dir`` (:data:`KIND` for a per-frame run), None when absent or unreadable."""
+    try:
+        return json.loads((state_dir / STATE_JSON).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def saved_frames(state_dir: Path) -> torch.Tensor:
+    """The saved video state ``(n, T, ...)`` of ``state_dir``."""
+    from safetensors import safe_open
+
+    path = state_dir / STATE_TENSORS
+    with reading(path, "sampling state", "rerun with --overwrite instead of --resume to sample afresh"), safe_open(
+        str(path), framework="pt"
+    ) as f:
+        return f.get_tensor("frames")

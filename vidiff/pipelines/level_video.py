@@ -76,7 +76,8 @@ def initial_state(
     plan: Any, frame_shape: Sequence[int], num_videos: int, seed: int, given: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """``(n, T, *frame_shape)``: frame ``f`` of video ``v`` pure noise from ``(seed, v, f)``; the given prefix set."""
+    """``(n, T, *frame_shape)``: frame ``f`` of video ``v`` pure noise from ``(seed, v, f)``; the given frames
+    (``plan.given``, in order: a prefix, or a prefix and keyframes) set."""
     shape, n_given = tuple(frame_shape), len(plan.given)
     if (given is None) != (n_given == 0):
         raise ValueError(f"given: the plan gives {n_given} frames; pass exactly that many (or none)")
@@ -84,7 +85,7 @@ def initial_state(
     if given is not None:
         if given.shape[1:] != (n_given, *shape) or given.shape[0] not in (1, num_videos):
             raise ValueError(f"given: expected (n or 1, {n_given}, {', '.join(map(str, shape))}), got {tuple(given.shape)}")
-        x[:, :n_given] = given.to(device=device, dtype=x.dtype).expand(num_videos, *given.shape[1:])
+        x[:, list(plan.given)] = given.to(device=device, dtype=x.dtype).expand(num_videos, *given.shape[1:])
     return x
 
 
@@ -291,3 +292,4 @@ def sample_level_videos(
     finally:
         bar.close()
     return model.decode(frames, chunk_size=decode_chunk) if decode else frames
+
