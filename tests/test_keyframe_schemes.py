@@ -77,6 +77,7 @@ def test_invariants(name, kwargs, length, k, spacing, given):
     ("fifo+df-pyramid", {}, "'fifo' before '\\+' must be a stage scheme"),
     ("bogus+fifo", {}, "unknown scheme 'bogus'"),
     ("hierarchy-2+fifo", dict(given=[1, 2]), "given frames must be 0..n-1"),
+    ("hierarchy-2+fifo", dict(keyframe_spacing=40, given=2), "keyframe_spacing: 40 places no keyframe"),
     ("adaptive+fifo", {}, "'adaptive' before '\\+' chooses its context at run time"),
 ])
 def test_bad_input_names_the_problem(name, kwargs, match):

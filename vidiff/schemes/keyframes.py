@@ -212,6 +212,9 @@ def keyframe_plan(
         raise ValueError(f"given: {n} given frames leave nothing to generate in length={length}")
     prefix = list(range(n))
     keys = keyframe_positions(length, n, spacing)
+    if not keys:
+        raise ValueError(f"keyframe_spacing: {spacing} places no keyframe in length={length} after {n} given frames; "
+                         f"use a spacing <= {length - n} or a longer video")
     order = [f for f in range(length) if f not in set(keys)]
     if len(order) - n < 1:
         raise ValueError(f"keyframe_spacing: {spacing} leaves no frame between keyframes to fill")
