@@ -61,6 +61,11 @@ def test_save_every_and_stop_after_wave(tmp_path):
     out = run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=tmp_path, resume=True,
                          on_step=lambda g, s, e: seen.append(g))
     assert torch.equal(out, full) and seen[0] == 4
+    throttled = tmp_path / "throttled"
+    with pytest.raises(Stop):  # save_interval: no save in the first hour, so nothing to resume from yet
+        run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=throttled, save_interval=3600,
+                       on_step=_stop_after(5))
+    assert not (throttled / "state.safetensors").exists()
     with pytest.raises(Interrupted, match="stopped after step 2"):
         run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=tmp_path, stop_after_wave=2)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -109,6 +110,7 @@ def run_level_plan(
     state_dir: str | os.PathLike | None = None,
     resume: bool = False,
     save_every: int = 1,
+    save_interval: float = 0.0,
     stop_after_wave: int | None = None,
 ) -> torch.Tensor:
     """Run a :class:`vidiff.schemes.levels.LevelPlan` for ``num_videos`` videos.
@@ -128,7 +130,8 @@ def run_level_plan(
         on_step: ``on_step(step, steps, evaluations)`` after every global step (progress), after its state is
             saved: an exception raised there interrupts a run that ``resume`` continues.
         state_dir: folder for the resumable state (:mod:`vidiff.pipelines.level_state`), saved every
-            ``save_every`` global steps and after the last; None: not saved.
+            ``save_every`` global steps (and at least ``save_interval`` seconds after the previous save) and
+            after the last; None: not saved. An interrupted run loses at most the steps since the last save.
         resume: continue from ``state_dir``'s state when it exists (same settings required): the videos are
             those of an uninterrupted run, bitwise.
         stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after global step ``stop_after_wave``
@@ -157,6 +160,7 @@ def run_level_plan(
     step_gens = [item_generator(seed, v, "steps", device) for v in range(num_videos)]
     evaluations, start = 0, 0
     state_path = None if state_dir is None else Path(state_dir)
+    last_save = time.monotonic()
     if save_every < 1:
         raise ValueError(f"save_every: expected >= 1, got {save_every}")
     if state_path is not None:
@@ -201,7 +205,9 @@ def run_level_plan(
                     updates.append((v, list(w.update), new[j, pos]))
         for v, frames, values in updates:
             x[v, frames] = values
-        if state_path is not None and ((g + 1) % save_every == 0 or g + 1 == plan.steps or g == stop_after_wave):
+        due = (g + 1) % save_every == 0 and time.monotonic() - last_save >= save_interval
+        if state_path is not None and (due or g + 1 == plan.steps or g == stop_after_wave):
+            last_save = time.monotonic()
             level_state.save_state(state_path, level_state.LevelState(
                 x, g + 1, evaluations, [gen.get_state() for gen in step_gens]), sig)
         if stop_after_wave is not None and g == stop_after_wave:
@@ -262,6 +268,7 @@ def sample_level_videos(
     resume: bool = False,
     stop_after_wave: int | None = None,
     save_every: int = 1,
+    save_interval: float = 10.0,
 ) -> torch.Tensor:
     """Long videos from a :class:`vidiff.pipelines.VideoModel` with a per-frame schedule::
 
@@ -270,7 +277,8 @@ def sample_level_videos(
         videos = sample_level_videos(model, plan, num_videos=2, seed=0)   # (2, 300, c, h, w) in [-1, 1]
 
     ``given`` ``(n or 1, len(plan.given), c, h, w)`` is in model space (encode pixels with ``model.encode``).
-    Other arguments (``state_dir``, ``resume``: resumable runs) as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
+    Other arguments (``state_dir``, ``resume``: resumable runs, saved at most every ``save_interval`` seconds)
+    as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
     :func:`vidiff.pipelines.long_video.sample_long_videos`.
     """
     from tqdm.auto import tqdm
@@ -287,7 +295,8 @@ def sample_level_videos(
             net_denoiser(net, context, null_context, guidance), plan, model.schedule, model.frame_shape, num_videos,
             seed, prediction=model.prediction, eta=eta, given=given, history_guidance=history_guidance,
             history_guidance_level=history_guidance_level, batch_budget=batch_budget, device=device, on_step=on_step,
-            state_dir=state_dir, resume=resume, save_every=save_every, stop_after_wave=stop_after_wave,
+            state_dir=state_dir, resume=resume, save_every=save_every, save_interval=save_interval,
+            stop_after_wave=stop_after_wave,
         )
     finally:
         bar.close()
