@@ -1,13 +1,13 @@
 """Long videos by every scheme at equal network evaluations per generated frame (issue 15's comparison).
 
-    python scripts/bench_long_schemes.py --length 300 --num-videos 8                 # the reference model, CPU
+    python scripts/bench_long_schemes.py --length 300 --num-videos 8              # the reference model, CPU
     python scripts/bench_long_schemes.py --ckpt last.ckpt --length 300 --device cuda --evals-per-frame 10
-    python scripts/bench_long_schemes.py --length 16 --num-videos 1                  # smoke test: seconds
+    python scripts/bench_long_schemes.py --length 16 --num-videos 1               # smoke test: seconds
 
 Each video continues the first ``--num-observed`` frames of a held-out Shapes-world clip (the ground truth and
 scores of ``vidiff evaluate``'s long task: :mod:`vidiff.evaluate.truth`, :func:`vidiff.evaluate.scoring.
-score_videos`) to ``--length`` frames. Every scheme gets about ``--evals-per-frame`` (E) network evaluations per
-generated frame (T' = length - num_observed, K = the model's window):
+score_videos`) to ``--length`` frames. Every scheme gets about ``--evals-per-frame`` (E) network evaluations
+per generated frame (T' = length - num_observed, K = the model's window):
 
 =====================  =====================================================  ==========================
 scheme                 settings                                               evaluations per video
@@ -33,7 +33,6 @@ includes the loaded model and torch; CUDA: ``torch.cuda.max_memory_allocated``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
 import resource
@@ -64,9 +63,9 @@ class Run:
         return ", ".join(f"{k}={v}" for k, v in self.options.items())
 
 
-def runs(names: list[str], k: int, generated: int, evals: int, hg_scale: float, length: int, num_observed: int,
-         num_timesteps: int) -> list[Run]:
-    """The settings of each scheme at about ``evals`` network evaluations per generated frame (module docstring)."""
+def runs(names: list[str], k: int, generated: int, evals: int, hg_scale: float, length: int,
+         num_observed: int, num_timesteps: int) -> list[Run]:
+    """The settings of each scheme at about ``evals`` evaluations per generated frame (module docstring)."""
     from vidiff.pipelines.video import make_plan
 
     c = max(1, k // 2)
@@ -90,7 +89,8 @@ def runs(names: list[str], k: int, generated: int, evals: int, hg_scale: float, 
         elif name == "df-pyramid":
             out.append(Run(name, name, dict(steps=max(1, evals * c - c + 1), step_size=c)))
         elif name == "hierarchy-2+fifo":
-            spacing, fill = max(k, min(2 * k, generated)), max(1, evals - 1)  # a keyframe even in short videos
+            spacing = max(k, min(2 * k, generated))  # a keyframe even in short videos
+            fill = max(1, evals - 1)
             plan = make_plan(name, length=length, max_frames=k, num_timesteps=num_timesteps, steps=1,
                              given=range(num_observed), keyframe_spacing=spacing, partitions=fill)
             steps = max(1, round((evals * generated - plan.fill.evaluations) / max(len(plan.stages), 1)))
@@ -192,14 +192,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", default=None, help="checkpoint or weights file (default: the shipped reference model)")
+    p.add_argument("--ckpt", default=None,
+                   help="checkpoint or weights file (default: the shipped reference model)")
     p.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     p.add_argument("--num-videos", type=int, default=4, help="held-out clips continued (default 4)")
     p.add_argument("--num-observed", type=int, default=8, help="ground-truth frames given (default 8)")
     p.add_argument("--evals-per-frame", type=int, default=5,
                    help="E: network evaluations per generated frame for every scheme (default 5)")
-    p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES, help="schemes to run (default all)")
-    p.add_argument("--history-guidance", type=float, default=2.0, help="s of df-autoregressive+hg (default 2)")
+    p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES,
+                   help="schemes to run (default all)")
+    p.add_argument("--history-guidance", type=float, default=2.0,
+                   help="s of df-autoregressive+hg (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-budget", type=int, default=16, help="items per forward pass (default 16)")
     p.add_argument("--device", default="cpu")
@@ -236,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{run.label}: done in {row['wall s']:.1f} s", file=sys.stderr)
     head = (f"{ckpt}: {args.num_videos} videos of {args.length} frames continuing {args.num_observed} given, "
-            f"E = {args.evals_per_frame} evaluations per generated frame, K = {k}, seed {args.seed}, {args.device}")
+            f"E = {args.evals_per_frame} evaluations per generated frame, K = {k}, seed {args.seed}, "
+            f"{args.device}")
     text = head + "\n\n" + table(rows) + "\n"
     print(text)
     if args.out:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("bench_long_schemes", ROOT / "scripts" / "bench_long_schemes.py")
+SCRIPT = ROOT / "scripts" / "bench_long_schemes.py"
+spec = importlib.util.spec_from_file_location("bench_long_schemes", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 sys.modules["bench_long_schemes"] = bench  # its dataclasses look their module up
 spec.loader.exec_module(bench)
@@ -27,13 +28,14 @@ def _rows(text: str) -> dict[str, dict[str, str]]:
 
 def test_tiny_run_prints_a_row_per_scheme_at_the_counted_evaluations(tmp_path, capsys):
     e, length, given, k = 2, 12, 4, 8
-    argv = ["--length", length, "--num-videos", 1, "--num-observed", given, "--evals-per-frame", e, "--no-progress",
-            "--out", tmp_path]
+    argv = ["--length", length, "--num-videos", 1, "--num-observed", given, "--evals-per-frame", e,
+            "--no-progress", "--out", tmp_path]
     assert bench.main([str(a) for a in argv]) == 0
     rows = _rows(capsys.readouterr().out)
     assert set(rows) == {"ground truth", *bench.SCHEMES}
     generated = length - given
-    expected = {"autoregressive": e * generated, "df-autoregressive": e * generated, "fifo": e * (generated + k - 1)}
+    expected = {"autoregressive": e * generated, "df-autoregressive": e * generated,
+                "fifo": e * (generated + k - 1)}
     for name, evals in expected.items():
         assert int(rows[name]["evaluations / video"]) == evals, name
     truth = rows["ground truth"]

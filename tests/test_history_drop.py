@@ -44,7 +44,8 @@ def test_without_history_drop_the_loss_is_the_shared_timestep_loss_of_before_bit
     noise = torch.randn(x0.shape, generator=g)
     x_in = torch.where(observed[:, :, None, None, None], x0, model.schedule.q_sample(x0, t, noise))
     pred = model.net(x_in, t, batch["frame_idx"], observed, None)
-    ref = diffusion_loss(pred, x0, noise, t, model.schedule, "eps", (valid & ~observed)[:, :, None, None, None])
+    weight = (valid & ~observed)[:, :, None, None, None]
+    ref = diffusion_loss(pred, x0, noise, t, model.schedule, "eps", weight)
     assert torch.equal(loss, ref)
 
 

@@ -1,4 +1,4 @@
-"""Combined schemes (``hierarchy-2+fifo``, ...): keyframes by FDM stages, then a per-frame fill between them."""
+"""Combined schemes (``hierarchy-2+fifo``, ...): keyframes by FDM stages, then a per-frame fill."""
 
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ GRID = [
 
 
 @pytest.mark.parametrize("name, kwargs", GRID)
-@pytest.mark.parametrize("length, k, spacing, given", [(16, 5, None, 0), (40, 5, 7, 3), (33, 7, 9, 0), (64, 9, 9, 5)])
+@pytest.mark.parametrize("length, k, spacing, given",
+                         [(16, 5, None, 0), (40, 5, 7, 3), (33, 7, 9, 0), (64, 9, 9, 5)])
 def test_invariants(name, kwargs, length, k, spacing, given):
     if kwargs.get("lookahead") and k % 2 == 0:
         pytest.skip("lookahead needs an even fill window K - 1")
-    p = keyframe_plan(name, length, k, num_timesteps=1000, keyframe_spacing=spacing, stage_steps=7, given=given,
-                      **kwargs)
+    p = keyframe_plan(name, length, k, num_timesteps=1000, keyframe_spacing=spacing, stage_steps=7,
+                      given=given, **kwargs)
     d = spacing or k
     first = 0 if given == 0 else given - 1 + d
     assert p.keyframes == tuple(range(first, length, d)) and p.spacing == d
@@ -60,7 +61,8 @@ def test_invariants(name, kwargs, length, k, spacing, given):
         moving = set((fill.levels[g] != fill.levels[g + 1]).nonzero().flatten().tolist())
         assert set().union(*(w.update for w in windows)) == moving
         for w in windows:  # K contiguous frames holding the update, and the next keyframe when within reach
-            assert list(w.frames) == list(range(w.frames[0], w.frames[0] + k)) and set(w.update) <= set(w.frames)
+            assert list(w.frames) == list(range(w.frames[0], w.frames[0] + k))
+            assert set(w.update) <= set(w.frames)
             ahead = [kf for kf in keys if kf > max(w.update)]
             if ahead and ahead[0] - min(w.update) <= k - 1:
                 assert ahead[0] in w.frames
@@ -96,8 +98,8 @@ class _ExactNet(torch.nn.Module):
                                           ("autoregressive+df-pyramid", dict(step_size=2))])
 def test_gaussian_data_every_frame_has_the_right_mean_and_variance(name, kwargs):
     """With the exact denoiser of N(MU, STD^2) data, DDIM over 100 trailing levels is an affine map of each
-    element's initial noise, x0 = a * z + b (a ~ STD, b ~ MU up to discretisation): keyframes (stages) and fill
-    frames (the ladder) alike must come out with mean b and standard deviation a."""
+    element's initial noise, x0 = a * z + b (a ~ STD, b ~ MU up to discretisation): keyframes (stages) and
+    fill frames (the ladder) alike must come out with mean b and standard deviation a."""
     model = VideoModel(_ExactNet(), SCHEDULE, "eps", (3, 20, 25), (3, 20, 25), max_frames=5)
     plan = make_plan(name, length=14, max_frames=5, num_timesteps=1000, steps=100, **kwargs)
     assert len(plan.ladder) - 1 == 100
@@ -125,8 +127,8 @@ def _sample_args(*argv):
 
 
 def test_sample_command_python_api_and_resume_in_either_phase(tiny_ckpt, tmp_path):
-    base = ["--ckpt", tiny_ckpt, "--scheme", "hierarchy-2+fifo", "--partitions", 1, "--steps", 3, "--length", 14,
-            "--eta", 0.5, "--no-progress"]
+    base = ["--ckpt", tiny_ckpt, "--scheme", "hierarchy-2+fifo", "--partitions", 1, "--steps", 3,
+            "--length", 14, "--eta", 0.5, "--no-progress"]
     full = cmd.sample_to_folder(_sample_args(*base, "--out", tmp_path / "full"))
     plan = make_plan("hierarchy-2+fifo", length=14, max_frames=4, num_timesteps=100, steps=3, partitions=1)
     assert full["evaluations"] == plan.evaluations and full["stages"] == plan.steps
@@ -150,8 +152,8 @@ def test_scheme_png_draws_keyframe_rows_then_the_fill(tmp_path, capsys):
     out = tmp_path / "kf.png"
     parser = argparse.ArgumentParser()
     scheme_cmd.add_arguments(parser)
-    argv = ["--name", "hierarchy-2+fifo", "--length", "30", "--max-frames", "5", "--partitions", "1", "--given", "2",
-            "--keyframe-spacing", "6", "--png", str(out), "--list"]
+    argv = ["--name", "hierarchy-2+fifo", "--length", "30", "--max-frames", "5", "--partitions", "1",
+            "--given", "2", "--keyframe-spacing", "6", "--png", str(out), "--list"]
     assert scheme_cmd.run(parser.parse_args(argv)) == 0
     stdout = capsys.readouterr().out
     plan = keyframe_plan("hierarchy-2+fifo", 30, 5, None, 1000, keyframe_spacing=6, partitions=1, given=2)
@@ -165,4 +167,5 @@ def test_scheme_png_draws_keyframe_rows_then_the_fill(tmp_path, capsys):
             x0, y0, x1, y1 = geo.cell_box(g, f)
             want = GIVEN_COLOUR if f < 2 else level_colour(int(shown.levels[g, f]), 1000)
             assert image.getpixel(((x0 + x1) // 2, (y0 + y1) // 2)) == want, (g, f)
-    assert int(shown.levels[0, 7]) == 999 and int(shown.levels[plan.waves, 7]) == CLEAN  # keyframe 7 made first
+    # keyframe 7 is made first: pure noise before the keyframe waves, clean after them
+    assert int(shown.levels[0, 7]) == 999 and int(shown.levels[plan.waves, 7]) == CLEAN

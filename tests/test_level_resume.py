@@ -1,4 +1,4 @@
-"""Resuming interrupted per-frame runs (fifo, df-*, rolling): the same videos as an uninterrupted run, bitwise."""
+"""Resuming interrupted per-frame runs (fifo, df-*, rolling): the uninterrupted run's videos, bitwise."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def _stop_after(step: int):
 @pytest.mark.parametrize("name, kwargs", PLANS)
 def test_an_interrupted_run_resumes_to_the_uninterrupted_videos(tmp_path, name, kwargs):
     plan = level_plan(name, 10, 4, num_timesteps=1000, **kwargs)
-    run = dict(num_videos=2, seed=4, eta=1.0, history_guidance=1.5, batch_budget=3)  # step noise: generators saved
+    # eta > 0: step noise, so the generators' states must be saved too
+    run = dict(num_videos=2, seed=4, eta=1.0, history_guidance=1.5, batch_budget=3)
     full = run_level_plan(exact_eps, plan, SCHEDULE, (5,), **run)
     for stop in (0, plan.steps // 2):
         state = tmp_path / f"state{stop}"
@@ -63,18 +64,19 @@ def test_save_every_and_stop_after_wave(tmp_path):
     assert torch.equal(out, full) and seen[0] == 4
     throttled = tmp_path / "throttled"
     with pytest.raises(Stop):  # save_interval: no save in the first hour, so nothing to resume from yet
-        run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=throttled, save_interval=3600,
-                       on_step=_stop_after(5))
+        run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=throttled,
+                       save_interval=3600, on_step=_stop_after(5))
     assert not (throttled / "state.safetensors").exists()
     with pytest.raises(Interrupted, match="stopped after step 2"):
-        run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=tmp_path, stop_after_wave=2)
+        run_level_plan(exact_eps, plan, SCHEDULE, (5,), eta=0.5, seed=1, state_dir=tmp_path,
+                       stop_after_wave=2)
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     plan = level_plan("rolling", 10, 4, 4, 1000)
     with pytest.raises(Stop):
         run_level_plan(exact_eps, plan, SCHEDULE, (5,), seed=1, state_dir=tmp_path, on_step=_stop_after(2))
-    with pytest.raises(ValueError, match="resume: .*state.safetensors was written by a run with other settings"):
+    with pytest.raises(ValueError, match="resume: .*state.safetensors was written by a run with other"):
         run_level_plan(exact_eps, plan, SCHEDULE, (5,), seed=2, state_dir=tmp_path, resume=True)
     other = level_plan("rolling", 10, 4, 5, 1000)
     with pytest.raises(ValueError, match="other settings"):

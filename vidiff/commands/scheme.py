@@ -22,8 +22,8 @@ HELP = "plan a long video with a sampling scheme and show it (summary, --list ta
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", default="hierarchy-2",
-        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)}; keyframes then per-frame "
-             "fill: STAGE+LEVEL, e.g. hierarchy-2+fifo (default: hierarchy-2)"
+        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)}; keyframes then "
+             "per-frame fill: STAGE+LEVEL, e.g. hierarchy-2+fifo (default: hierarchy-2)"
     )
     parser.add_argument("--length", type=int, required=True, help="T: frames in the video")
     parser.add_argument("--max-frames", type=int, required=True, help="K: frames the model sees at once")
@@ -63,7 +63,8 @@ def add_level_arguments(group) -> None:
     group.add_argument("--history-level", type=int, default=-1,
                        help="df-*, rolling, fifo: timestep at which clean history frames are shown (-1: clean)")
     group.add_argument("--keyframe-spacing", type=int, default=None,
-                       help="combined schemes (hierarchy-2+fifo, ...): frames between keyframes, >= K (default K)")
+                       help="combined schemes (hierarchy-2+fifo, ...): frames between keyframes, >= K "
+                            "(default K)")
 
 
 def make_level_plan(args: argparse.Namespace, name: str, length: int, max_frames: int, num_timesteps: int,

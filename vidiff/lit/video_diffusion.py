@@ -68,9 +68,9 @@ class VideoDiffusion(pl.LightningModule):
         timestep_mean, timestep_std: location and scale of ``logit_normal`` (mean > 0: more high-noise steps).
         frame_noise: share of training samples whose frames each draw their own timestep (Diffusion Forcing,
             Chen et al. 2024) instead of one shared by the sample's latent frames; 0 (default): all shared.
-        history_drop: probability per sample that its observed frames are dropped (history dropout, for history
-            guidance's unconditional branch): they are shown as in that branch at sampling, as pure noise at the
-            last timestep and not marked observed, and are not in the loss. 0 (default): never.
+        history_drop: probability per sample that its observed frames are dropped (history dropout, for
+            history guidance's unconditional branch): they are shown as in that branch at sampling, as pure
+            noise at the last timestep and not marked observed, and are not in the loss. 0 (default): never.
         text_encoder: caption encoder (``encode(list[str]) -> (b, L, d)``, ``null_embedding(b)``) or None.
         cond_drop_prob: probability of replacing a caption by the null embedding in training (for CFG).
         autoencoder_ckpt: file of a frozen autoencoder (``vidiff.nn.autoencoder.save_autoencoder``); the model
@@ -311,9 +311,9 @@ class VideoDiffusion(pl.LightningModule):
         self, x_in: torch.Tensor, t: torch.Tensor, observed: torch.Tensor, noise: torch.Tensor,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """History dropout: with ``history_drop`` per sample, its observed frames become what history guidance's
-        unconditional branch shows (:func:`vidiff.pipelines.denoiser.history_guided`): their pure noise at the
-        last timestep, not marked observed. Returns ``(x_in, t (b, k) or t, observed shown to the net)``."""
+        """History dropout: with ``history_drop`` per sample, its observed frames become what history
+        guidance's unconditional branch shows (:func:`vidiff.pipelines.denoiser.history_guided`): their pure
+        noise at the last timestep, not marked observed. Returns ``(x_in, t, observed shown to the net)``."""
         b, k = observed.shape
         drop = torch.rand(b, device=x_in.device, generator=generator) < self.history_drop
         hidden = observed & drop[:, None]

@@ -1,12 +1,12 @@
 """The executor of combined plans (:class:`vidiff.schemes.keyframes.KeyframePlan`, ``hierarchy-2+fifo``):
 keyframes by stages, then the per-frame fill.
 
-Phase 1 runs the keyframe stages wave by wave with :class:`vidiff.pipelines.stages.StageRunner` (item ``(video
-v, stage s)`` draws its noise from ``(seed, v, s)``, as in :func:`vidiff.pipelines.long_video.sample_long_videos`,
-so batching changes nothing); phase 2 runs the fill with :func:`vidiff.pipelines.level_video.run_level_plan`, the
-prefix and the keyframes given. Both phases save their state in one ``state_dir``
-(:mod:`vidiff.pipelines.level_state`; ``kind`` tells them apart), so an interrupted run resumes in either phase
-to the videos of an uninterrupted one.
+Phase 1 runs the keyframe stages wave by wave with :class:`vidiff.pipelines.stages.StageRunner` (item
+``(video v, stage s)`` draws its noise from ``(seed, v, s)``, as in
+:func:`vidiff.pipelines.long_video.sample_long_videos`, so batching changes nothing); phase 2 runs the fill
+with :func:`vidiff.pipelines.level_video.run_level_plan`, the prefix and the keyframes given. Both phases save
+their state in one ``state_dir`` (:mod:`vidiff.pipelines.level_state`; ``kind`` tells them apart), so an
+interrupted run resumes in either phase to the videos of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def _keyframes(
     device, stages = model.device, list(plan.stages)
     frames = torch.zeros(num_videos, plan.length, *model.frame_shape, device=device)
     if given is not None:
-        frames[:, list(plan.prefix)] = given.to(device=device, dtype=frames.dtype).expand(num_videos, *given.shape[1:])
+        given = given.to(device=device, dtype=frames.dtype)
+        frames[:, list(plan.prefix)] = given.expand(num_videos, *given.shape[1:])
     waves = batches(stages)
     sig = level_state.signature(
         seed=seed, num_videos=num_videos, settings=asdict(settings), shape=tuple(model.frame_shape),
@@ -69,7 +70,8 @@ def _keyframes(
                     level_state.save_state(state_path, level_state.LevelState(frames, w + 1, 0, []), sig,
                                            level_state.KEYFRAME_KIND)
                 if stop_after_wave is not None and w == stop_after_wave:
-                    raise Interrupted(f"stopped after keyframe wave {w} of {len(waves)} (state in {state_path})")
+                    raise Interrupted(f"stopped after keyframe wave {w} of {len(waves)} "
+                                      f"(state in {state_path})")
     finally:
         bar.close()
     return frames
@@ -117,12 +119,13 @@ def sample_keyframe_videos(
         frames = level_state.saved_frames(state_path).to(model.device)
     else:
         stop = stop_after_wave if stop_after_wave is not None and stop_after_wave < waves else None
-        frames = _keyframes(model, plan, num_videos, seed, settings, given, context, null_context, batch_budget,
-                            progress, state_path, resume, stop)
+        frames = _keyframes(model, plan, num_videos, seed, settings, given, context, null_context,
+                            batch_budget, progress, state_path, resume, stop)
     stop = None if stop_after_wave is None or stop_after_wave < waves else stop_after_wave - waves
     return sample_level_videos(
-        model, plan.fill, num_videos, seed, eta=settings.eta, given=frames[:, list(plan.fill.given)], context=context,
-        null_context=null_context, guidance=settings.guidance, history_guidance=settings.history_guidance,
-        history_guidance_level=history_guidance_level, batch_budget=batch_budget, progress=progress, decode=decode,
-        decode_chunk=decode_chunk, state_dir=state_dir, resume=in_fill, stop_after_wave=stop,
+        model, plan.fill, num_videos, seed, eta=settings.eta, given=frames[:, list(plan.fill.given)],
+        context=context, null_context=null_context, guidance=settings.guidance,
+        history_guidance=settings.history_guidance, history_guidance_level=history_guidance_level,
+        batch_budget=batch_budget, progress=progress, decode=decode, decode_chunk=decode_chunk,
+        state_dir=state_dir, resume=in_fill, stop_after_wave=stop,
     )

@@ -25,6 +25,7 @@ STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 #: ``state.json``'s ``kind`` for a per-frame run's state (the stage executor writes none)
 KIND = "per-frame steps"
+ADVICE = "rerun with --overwrite instead of --resume to sample afresh"
 #: ``kind`` of the keyframe phase of a combined run (:mod:`vidiff.pipelines.keyframe_video`)
 KEYFRAME_KIND = "keyframe waves"
 
@@ -66,7 +67,8 @@ def save_state(state_dir: Path, state: LevelState, sig: str, kind: str = KIND) -
             else "no state was saved yet; free space and run again")
     tensors = {"frames": state.x.detach().cpu().contiguous()}
     tensors.update({f"generator_{v}": g.cpu().contiguous() for v, g in enumerate(state.generators)})
-    meta = {"next_wave": str(state.next_step), "evaluations": str(state.evaluations), "signature": sig, "kind": kind}
+    meta = {"next_wave": str(state.next_step), "evaluations": str(state.evaluations), "signature": sig,
+            "kind": kind}
     with atomic_path(path) as tmp, writing(path, kept):
         save_file(tensors, str(tmp), metadata=meta)
     with writing(state_dir / STATE_JSON, f"the state in {path} is saved; free space and rerun with --resume"):
@@ -75,16 +77,14 @@ def save_state(state_dir: Path, state: LevelState, sig: str, kind: str = KIND) -
 
 
 def load_state(state_dir: Path, sig: str, generators: int, kind: str = KIND) -> LevelState | None:
-    """The saved state of a run with signature ``sig`` (``kind``, ``generators`` step-noise generators), None when
-    there is none; ValueError for another run's."""
+    """The saved state of a run with signature ``sig`` (``kind``, ``generators`` step-noise generators), None
+    when there is none; ValueError for another run's."""
     from safetensors import safe_open
 
     path = state_dir / STATE_TENSORS
     if not path.is_file():
         return None
-    with reading(path, "sampling state", "rerun with --overwrite instead of --resume to sample afresh"), safe_open(
-        str(path), framework="pt"
-    ) as f:
+    with reading(path, "sampling state", ADVICE), safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         same = (meta.get("signature") == sig and meta.get("kind", KIND) == kind
                 and all(f"generator_{v}" in f.keys() for v in range(generators)))
@@ -97,7 +97,7 @@ def load_state(state_dir: Path, sig: str, generators: int, kind: str = KIND) -> 
 
 
 def saved_kind(state_dir: Path) -> str | None:
-    """``state.json``'s ``kind`` in ``state_dir`` (:data:`KIND` for a per-frame run), None when absent or unreadable."""
+    """``state.json``'s ``kind`` in ``state_dir`` (:data:`KIND` for a per-frame run), None when absent."""
     try:
         return json.loads((state_dir / STATE_JSON).read_text()).get("kind")
     except (OSError, ValueError, AttributeError):
@@ -109,7 +109,5 @@ def saved_frames(state_dir: Path) -> torch.Tensor:
     from safetensors import safe_open
 
     path = state_dir / STATE_TENSORS
-    with reading(path, "sampling state", "rerun with --overwrite instead of --resume to sample afresh"), safe_open(
-        str(path), framework="pt"
-    ) as f:
+    with reading(path, "sampling state", ADVICE), safe_open(str(path), framework="pt") as f:
         return f.get_tensor("frames")

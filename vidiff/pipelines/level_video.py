@@ -165,13 +165,14 @@ def run_level_plan(
         raise ValueError(f"save_every: expected >= 1, got {save_every}")
     if state_path is not None:
         sig = level_state.signature(
-            plan=level_state.plan_digest(plan), seed=seed, num_videos=num_videos, prediction=prediction, eta=eta,
-            history_guidance=history_guidance, history_guidance_level=hg_level, shape=shape,
+            plan=level_state.plan_digest(plan), seed=seed, num_videos=num_videos, prediction=prediction,
+            eta=eta, history_guidance=history_guidance, history_guidance_level=hg_level, shape=shape,
             given=level_state.digest(given), denoiser=getattr(denoiser, "signature", None),
         )
         loaded = level_state.load_state(state_path, sig, num_videos) if resume else None
         if loaded is not None:
-            x, start, evaluations = loaded.x.to(device=device, dtype=x.dtype), loaded.next_step, loaded.evaluations
+            x, start = loaded.x.to(device=device, dtype=x.dtype), loaded.next_step
+            evaluations = loaded.evaluations
             for gen, st in zip(step_gens, loaded.generators):
                 gen.set_state(st)
             log.info("resuming %s at step %d of %d", state_path, start, plan.steps)

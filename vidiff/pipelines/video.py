@@ -25,8 +25,8 @@ from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings
 
 
 def is_per_frame(scheme: str) -> bool:
-    """Whether ``scheme`` is a per-frame schedule (fifo, df-*, rolling) or a combined one (``hierarchy-2+fifo``:
-    keyframes by stages, then a per-frame fill) rather than a list of stages."""
+    """Whether ``scheme`` is a per-frame schedule (fifo, df-*, rolling) or a combined one
+    (``hierarchy-2+fifo``: keyframes by stages, then a per-frame fill) rather than a list of stages."""
     from vidiff.schemes.keyframes import is_combined
     from vidiff.schemes.levels import LEVEL_SCHEMES
 
@@ -50,9 +50,10 @@ def make_plan(
 ) -> Any:
     """The plan of ``scheme``: a list of stages (:func:`vidiff.schemes.plan`) or, for a per-frame scheme, a
     :class:`vidiff.schemes.levels.LevelPlan` (``steps`` levels per frame; fifo: ``partitions`` x K levels, default
-    ``steps // K`` partitions; ``spacing`` default ``trailing``), or for a combined scheme (``hierarchy-2+fifo``)
-    a :class:`vidiff.schemes.keyframes.KeyframePlan` (keyframes every ``keyframe_spacing`` frames, ``steps``
-    sampler steps per keyframe stage; the fill as a per-frame scheme with a window of K - 1)."""
+    ``steps // K`` partitions; ``spacing`` default ``trailing``), or for a combined scheme
+    (``hierarchy-2+fifo``) a :class:`vidiff.schemes.keyframes.KeyframePlan` (keyframes every
+    ``keyframe_spacing`` frames, ``steps`` sampler steps per keyframe stage; the fill as a per-frame scheme
+    with a window of K - 1)."""
     if not is_per_frame(scheme):
         from vidiff.schemes import plan
 
@@ -65,7 +66,8 @@ def make_plan(
         fill_frames = max_frames - 1
         if partitions is None:
             partitions = max(1, (steps or 50) // max(fill_frames, 1))
-        return keyframe_plan(name, length, max_frames, None if split_name(name)[1] == "fifo" else steps, num_timesteps,
+        fill_steps = None if split_name(name)[1] == "fifo" else steps
+        return keyframe_plan(name, length, max_frames, fill_steps, num_timesteps,
                              keyframe_spacing=keyframe_spacing, stage_steps=steps or 50, chunk=step_size,
                              partitions=partitions, lookahead=lookahead, given=list(given),
                              history_level=history_level, spacing=spacing or "trailing")
@@ -140,8 +142,9 @@ class VideoPipeline:
     ) -> torch.Tensor:
         """Run a plan of :meth:`plan`: ``given`` ``(1 or n, g, c, h, w)`` pixels in [-1, 1] at ``given_indices``
         are encoded, the executor fills the rest, the videos are decoded; returns ``(n, T, c, h, w)`` in [-1, 1].
-        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage plans) and
-        :func:`sample_level_videos` (per-frame plans: a wave is a global step)."""
+        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage
+        plans), :func:`sample_level_videos` (per-frame plans: a wave is a global step) and
+        :func:`sample_keyframe_videos` (combined plans)."""
         from vidiff.pipelines.keyframe_video import sample_keyframe_videos
         from vidiff.pipelines.level_video import sample_level_videos
         from vidiff.pipelines.long_video import sample_long_videos
@@ -155,8 +158,8 @@ class VideoPipeline:
         if isinstance(plan, KeyframePlan):
             videos = sample_keyframe_videos(
                 model, plan, num_videos, seed, settings=settings, given=given, context=context,
-                null_context=null_context, history_guidance_level=history_guidance_level, batch_budget=batch_budget,
-                progress=progress, decode_chunk=decode_chunk, **resume,
+                null_context=null_context, history_guidance_level=history_guidance_level,
+                batch_budget=batch_budget, progress=progress, decode_chunk=decode_chunk, **resume,
             )
         elif isinstance(plan, list):
             videos = sample_long_videos(
@@ -208,8 +211,9 @@ class VideoPipeline:
         Args:
             length: T, frames per video (at least K).
             scheme: a long-video scheme (``hierarchy-2``, ``autoregressive``, ``interpolate``, ...; see
-                ``vidiff scheme``), a per-frame one (``fifo``, ``df-pyramid``, ``df-autoregressive``, ``rolling``)
-                or a combination ``<stage scheme>+<per-frame scheme>`` (``hierarchy-2+fifo``: keyframes, then fill).
+                ``vidiff scheme``), a per-frame one (``fifo``, ``df-pyramid``, ``df-autoregressive``,
+                ``rolling``) or a combination ``<stage scheme>+<per-frame scheme>`` (``hierarchy-2+fifo``:
+                keyframes, then a per-frame fill).
             seed: video i of a call depends on the seed and i only (not on ``num_videos`` or ``batch_budget``).
             num_videos: n.
             given: ``(1 or n, g, c, h, w)`` frames in [-1, 1] at the model's image size, or None.
