@@ -37,7 +37,8 @@ def test_without_history_drop_the_loss_is_the_shared_timestep_loss_of_before_bit
     """p = 0 draws nothing more: the loss is the one the pre-dropout recipe gives for the same seed."""
     batch = tiny_batch()
     model = _model(copy.deepcopy(TINY_NET), history_drop=0.0)
-    loss = model.loss(batch, model.net, generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    loss = model.loss(batch, model.net, generator=g, history_drop=model.history_drop)
     g = torch.Generator().manual_seed(7)  # the recipe of VideoDiffusion.loss before history dropout
     x0, observed, valid = batch["video"], batch["observed"], batch["valid"]
     t = draw_timesteps("uniform", 2, 100, x0.device, g, 0.0, 1.0)
@@ -54,7 +55,7 @@ def test_dropped_history_is_shown_as_history_guidance_shows_it_and_left_out_of_t
     model = _model(spy, history_drop=1.0)
     batch = tiny_batch()  # sample 0 observes frame 0
     g = torch.Generator().manual_seed(0)
-    loss = model.loss(batch, spy, generator=g)
+    loss = model.loss(batch, spy, generator=g, history_drop=model.history_drop)
     x, t, shown = spy.calls[-1]
     assert not bool(shown.any()), "dropped frames are not marked observed"
     assert t.shape == (2, 4) and int(t[0, 0]) == 99 and bool((t[0, 1:] == t[0, 1]).all())
@@ -81,7 +82,10 @@ def test_dropped_history_is_shown_as_history_guidance_shows_it_and_left_out_of_t
             return out
 
     wrong = Wrong()
-    assert torch.equal(model.loss(batch, wrong, generator=torch.Generator().manual_seed(0)), loss)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(model.loss(batch, wrong, generator=g, history_drop=1.0), loss)
+    model.loss(batch, spy, generator=torch.Generator().manual_seed(0))  # validation and test: no dropout
+    assert torch.equal(spy.calls[-1][2], batch["observed"])
 
 
 def test_history_drop_share_and_bad_values():
@@ -89,7 +93,7 @@ def test_history_drop_share_and_bad_values():
     model = _model(spy, history_drop=0.5)
     batch = tiny_batch(b=64)
     batch["observed"][:, 0] = True
-    model.loss(batch, spy, generator=torch.Generator().manual_seed(1))
+    model.loss(batch, spy, generator=torch.Generator().manual_seed(1), history_drop=model.history_drop)
     _, t, shown = spy.calls[-1]
     dropped = ~shown[:, 0]
     assert 16 < int(dropped.sum()) < 48 and bool((t[dropped, 0] == 99).all())

@@ -285,8 +285,12 @@ class VideoDiffusion(pl.LightningModule):
         text: TextEncoder | None = None,
         drop_prob: float = 0.0,
         generator: torch.Generator | None = None,
+        history_drop: float = 0.0,
     ) -> torch.Tensor:
-        """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean."""
+        """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean.
+
+        ``drop_prob`` (captions) and ``history_drop`` (observed frames) are the training-time dropouts;
+        validation and test losses use neither."""
         video, frame_idx, observed, valid = self._check_batch(batch)
         x0 = self.encode(video)
         b = x0.shape[0]
@@ -301,21 +305,21 @@ class VideoDiffusion(pl.LightningModule):
         x_in = torch.where(_frames(observed), x0, self.schedule.q_sample(x0, t, noise))
         ctx = self.context(batch.get("caption"), b, drop_prob, text, generator)
         shown = observed
-        if self.history_drop > 0:  # drawn only then: runs without history dropout unchanged
-            x_in, t, shown = self._drop_history(x_in, t, observed, noise, generator)
+        if history_drop > 0:  # drawn only then: runs without history dropout unchanged
+            x_in, t, shown = self._drop_history(x_in, t, observed, noise, history_drop, generator)
         pred = net(x_in, t, frame_idx, shown, ctx)
         weight = _frames(valid & ~observed)  # dropped observed frames are pure noise: nothing to learn there
         return diffusion_loss(pred, x0, noise, t, self.schedule, self.prediction, weight, self.min_snr_gamma)
 
     def _drop_history(
-        self, x_in: torch.Tensor, t: torch.Tensor, observed: torch.Tensor, noise: torch.Tensor,
+        self, x_in: torch.Tensor, t: torch.Tensor, observed: torch.Tensor, noise: torch.Tensor, p: float,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """History dropout: with ``history_drop`` per sample, its observed frames become what history
+        """History dropout: with probability ``p`` per sample, its observed frames become what history
         guidance's unconditional branch shows (:func:`vidiff.pipelines.denoiser.history_guided`): their pure
         noise at the last timestep, not marked observed. Returns ``(x_in, t, observed shown to the net)``."""
         b, k = observed.shape
-        drop = torch.rand(b, device=x_in.device, generator=generator) < self.history_drop
+        drop = torch.rand(b, device=x_in.device, generator=generator) < p
         hidden = observed & drop[:, None]
         if not bool(hidden.any()):
             return x_in, t, observed
@@ -326,7 +330,7 @@ class VideoDiffusion(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------- lightning
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
-        loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob)
+        loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob, history_drop=self.history_drop)
         value = float(loss.detach())  # one sync per step, as any finiteness check needs
         problem = self.loss_guard.problem(value)
         if self.trainer.strategy.reduce_boolean_decision(problem is None, all=True):
