@@ -154,8 +154,11 @@ def run_levels(args: argparse.Namespace) -> int:
     head = f"{p.name}: length {args.length}, max_frames {args.max_frames}, {len(given)} given"
     print(f"scheme {head}")
     if isinstance(p, KeyframePlan):
-        print(f"  keyframes every {p.spacing} frames: {len(p.keyframes)} in {len(p.stages)} stages "
-              f"({p.waves} waves, {p.stage_steps} steps each), then {p.fill.name} fills the rest")
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        print(f"  keyframes every {p.spacing} frames: {len(p.keyframes)} in {n(len(p.stages), 'stage')} "
+              f"({n(p.waves, 'wave')}, {n(p.stage_steps, 'step')} each), then {p.fill.name} fills the rest")
         print(f"  network evaluations per video: {p.evaluations} (keyframes {len(p.stages) * p.stage_steps}, "
               f"fill {p.fill.evaluations})")
         for line in level_summary(p.fill):
