@@ -137,6 +137,7 @@ def test_sample_command_python_api_and_resume_in_either_phase(tiny_ckpt, tmp_pat
         out = tmp_path / f"cut{stop}"
         with pytest.raises(Interrupted):
             cmd.sample_to_folder(_sample_args(*base, "--out", out, "--stop-after-wave", stop))
+        assert cmd._saved_waves(out / "state") == stop + 1, "keyframe waves and fill steps, counted together"
         cmd.sample_to_folder(_sample_args(*base, "--out", out, "--resume"))
         assert (out / "video_000.mp4").read_bytes() == video, stop
     pipe = VideoPipeline.from_pretrained(tiny_ckpt)

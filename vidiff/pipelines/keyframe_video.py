@@ -127,5 +127,5 @@ def sample_keyframe_videos(
         context=context, null_context=null_context, guidance=settings.guidance,
         history_guidance=settings.history_guidance, history_guidance_level=history_guidance_level,
         batch_budget=batch_budget, progress=progress, decode=decode, decode_chunk=decode_chunk,
-        state_dir=state_dir, resume=in_fill, stop_after_wave=stop,
+        state_dir=state_dir, resume=in_fill, stop_after_wave=stop, waves_before=waves,
     )

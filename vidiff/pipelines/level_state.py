@@ -56,6 +56,7 @@ class LevelState:
     next_step: int
     evaluations: int
     generators: list[torch.Tensor]
+    waves_before: int = 0  # waves of an earlier phase (a combined run's keyframes), counted in state.json
 
 
 def save_state(state_dir: Path, state: LevelState, sig: str, kind: str = KIND) -> None:
@@ -72,8 +73,8 @@ def save_state(state_dir: Path, state: LevelState, sig: str, kind: str = KIND) -
     with atomic_path(path) as tmp, writing(path, kept):
         save_file(tensors, str(tmp), metadata=meta)
     with writing(state_dir / STATE_JSON, f"the state in {path} is saved; free space and rerun with --resume"):
-        write_json_atomic(state_dir / STATE_JSON, {"next_wave": state.next_step, "kind": kind,
-                                                   "signature": json.loads(sig)})
+        done = state.waves_before + state.next_step
+        write_json_atomic(state_dir / STATE_JSON, {"next_wave": done, "kind": kind, "signature": json.loads(sig)})
 
 
 def load_state(state_dir: Path, sig: str, generators: int, kind: str = KIND) -> LevelState | None:

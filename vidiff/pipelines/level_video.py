@@ -112,6 +112,7 @@ def run_level_plan(
     save_every: int = 1,
     save_interval: float = 0.0,
     stop_after_wave: int | None = None,
+    waves_before: int = 0,
 ) -> torch.Tensor:
     """Run a :class:`vidiff.schemes.levels.LevelPlan` for ``num_videos`` videos.
 
@@ -136,6 +137,7 @@ def run_level_plan(
             those of an uninterrupted run, bitwise.
         stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after global step ``stop_after_wave``
             (saved first; ``vidiff sample --stop-after-wave``, tests).
+        waves_before: waves of an earlier phase, added to ``state.json``'s count (combined runs).
 
     Returns:
         ``(n, T, *frame_shape)`` clean videos.
@@ -210,7 +212,7 @@ def run_level_plan(
         if state_path is not None and (due or g + 1 == plan.steps or g == stop_after_wave):
             last_save = time.monotonic()
             level_state.save_state(state_path, level_state.LevelState(
-                x, g + 1, evaluations, [gen.get_state() for gen in step_gens]), sig)
+                x, g + 1, evaluations, [gen.get_state() for gen in step_gens], waves_before), sig)
         if stop_after_wave is not None and g == stop_after_wave:
             raise Interrupted(f"stopped after step {g} of {plan.steps} (state in {state_path})")
         if on_step is not None:
@@ -270,6 +272,7 @@ def sample_level_videos(
     stop_after_wave: int | None = None,
     save_every: int = 1,
     save_interval: float = 10.0,
+    waves_before: int = 0,
 ) -> torch.Tensor:
     """Long videos from a :class:`vidiff.pipelines.VideoModel` with a per-frame schedule::
 
@@ -297,7 +300,7 @@ def sample_level_videos(
             seed, prediction=model.prediction, eta=eta, given=given, history_guidance=history_guidance,
             history_guidance_level=history_guidance_level, batch_budget=batch_budget, device=device, on_step=on_step,
             state_dir=state_dir, resume=resume, save_every=save_every, save_interval=save_interval,
-            stop_after_wave=stop_after_wave,
+            stop_after_wave=stop_after_wave, waves_before=waves_before,
         )
     finally:
         bar.close()
