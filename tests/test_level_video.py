@@ -45,6 +45,23 @@ def test_every_frame_is_plain_ddim_on_its_ladder_and_has_the_data_statistics(nam
     torch.testing.assert_close(out.std((0, 2)), torch.full((7,), STD), atol=0.03, rtol=0)
 
 
+@pytest.mark.parametrize("name, kwargs", SETTINGS)
+def test_gaussian_statistics_hold_with_a_given_prefix_noisy_history_and_history_guidance(name, kwargs):
+    """The same closed form with 2 given frames, history shown at level 200 and history guidance s = 2: the
+    exact denoiser of independent frames ignores the history, so guidance and history noise must change
+    nothing: every generated frame is still plain DDIM over the ladder, N(0.7, 0.4^2); given frames stay."""
+    plan = level_plan(name, 9, 4, num_timesteps=1000, given=2, history_level=200, **kwargs)
+    shape, given = (1500,), torch.full((1, 2, 1500), -0.25)
+    out = run_level_plan(exact_eps, plan, SCHEDULE, shape, num_videos=2, seed=4, given=given,
+                         history_guidance=2.0)
+    assert torch.equal(out[:, :2], given.expand(2, 2, 1500))
+    z = initial_state(plan, shape, 2, 4, given)[:, 2:].reshape(14, 1, *shape)
+    ref = sample_ddim(exact_eps, z, SCHEDULE, list(plan.ladder[:-1])).reshape(2, 7, *shape)
+    torch.testing.assert_close(out[:, 2:], ref, atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[:, 2:].mean((0, 2)), torch.full((7,), MU), atol=0.03, rtol=0)
+    torch.testing.assert_close(out[:, 2:].std((0, 2)), torch.full((7,), STD), atol=0.03, rtol=0)
+
+
 def _recording(calls):
     def denoiser(x, t, clean, frame_idx, videos):
         calls.append(dict(x=x.clone(), t=t.clone(), clean=clean.clone(), idx=frame_idx.clone(), v=videos.clone()))
@@ -110,6 +127,8 @@ def test_fifo_runs_a_shared_timestep_unet_deterministically(tiny_net):
     a = run_level_plan(den, plan, schedule, (3, 8, 8), num_videos=2, seed=0, batch_budget=3)
     b = run_level_plan(den, plan, schedule, (3, 8, 8), num_videos=2, seed=0, batch_budget=1)
     assert a.shape == (2, 10, 3, 8, 8) and torch.isfinite(a).all()
+    again = run_level_plan(den, plan, schedule, (3, 8, 8), num_videos=2, seed=0, batch_budget=3)
+    assert torch.equal(a, again)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert not torch.allclose(a, run_level_plan(den, plan, schedule, (3, 8, 8), num_videos=2, seed=1))
 

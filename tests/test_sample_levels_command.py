@@ -63,7 +63,6 @@ def test_same_seed_same_video_and_the_clip_is_continued(tiny_ckpt, tmp_path):
 @pytest.mark.parametrize("extra, match", [
     (["--scheme", "fifo", "--sampler", "dpmpp_2m"], "--sampler"),
     (["--scheme", "fifo", "--recon-guidance", 2], "--recon-guidance"),
-    (["--scheme", "fifo", "--resume"], "--resume"),
     (["--scheme", "df-pyramid", "--history-level", 100], "history_level"),
     (["--scheme", "df-pyramid", "--step-size", K], "chunk"),
     (["--scheme", "rolling", "--steps", 2], "steps"),

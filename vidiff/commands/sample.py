@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
     g.add_argument("--scheme", default=None,
                    help="long-video scheme (default hierarchy-2; interpolate with --keyframes), or a per-frame one: "
-                        "fifo, df-pyramid, df-autoregressive, rolling; see `vidiff scheme`")
+                        "fifo, df-pyramid, df-autoregressive, rolling, or keyframes then a per-frame fill: "
+                        "STAGE+LEVEL such as hierarchy-2+fifo; see `vidiff scheme`")
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
@@ -237,8 +238,6 @@ def check_level_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--sampler: per-frame schemes step each frame with DDIM; got {args.sampler}")
     if args.recon_guidance:
         raise ValueError("--recon-guidance: not available with per-frame schemes (use --history-guidance)")
-    if args.resume:
-        raise ValueError("--resume: per-frame schemes do not save resumable state yet")
 
 
 def plan_of(args: argparse.Namespace, pipe: Any, scheme: str, max_frames: int, given_idx: list[int]) -> Any:
@@ -250,7 +249,8 @@ def plan_of(args: argparse.Namespace, pipe: Any, scheme: str, max_frames: int, g
     try:
         return pipe.plan(scheme, length=args.length, max_frames=max_frames, step_size=args.step_size,
                          given=given_idx, steps=args.steps, spacing=args.spacing, partitions=args.partitions,
-                         lookahead=args.lookahead, history_level=args.history_level)
+                         lookahead=args.lookahead, history_level=args.history_level,
+                         keyframe_spacing=args.keyframe_spacing)
     except ValueError as err:  # the message names the plan argument (name, length, step_size, given)
         raise ValueError(f"--scheme {scheme}: {err}") from err
 
@@ -295,8 +295,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
         _keep_saved_state(out / "state", args.resume, args.overwrite)
         start = time.perf_counter()
-        resume = {} if per_frame else dict(state_dir=out / "state", resume=args.resume,
-                                           stop_after_wave=args.stop_after_wave)
+        resume = dict(state_dir=out / "state", resume=args.resume, stop_after_wave=args.stop_after_wave)
         videos = pipe.run(
             plan, length=args.length, num_videos=args.num_videos, seed=args.seed, settings=settings, given=given,
             given_indices=given_idx, context=context, null_context=null, max_frames=max_frames,

@@ -22,7 +22,8 @@ HELP = "plan a long video with a sampling scheme and show it (summary, --list ta
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", default="hierarchy-2",
-        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)} (default: hierarchy-2)"
+        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)}; keyframes then "
+             "per-frame fill: STAGE+LEVEL, e.g. hierarchy-2+fifo (default: hierarchy-2)"
     )
     parser.add_argument("--length", type=int, required=True, help="T: frames in the video")
     parser.add_argument("--max-frames", type=int, required=True, help="K: frames the model sees at once")
@@ -61,6 +62,9 @@ def add_level_arguments(group) -> None:
     group.add_argument("--lookahead", action="store_true", help="fifo: lookahead denoising (2x evaluations)")
     group.add_argument("--history-level", type=int, default=-1,
                        help="df-*, rolling, fifo: timestep at which clean history frames are shown (-1: clean)")
+    group.add_argument("--keyframe-spacing", type=int, default=None,
+                       help="combined schemes (hierarchy-2+fifo, ...): frames between keyframes, >= K "
+                            "(default K)")
 
 
 def make_level_plan(args: argparse.Namespace, name: str, length: int, max_frames: int, num_timesteps: int,
@@ -70,7 +74,8 @@ def make_level_plan(args: argparse.Namespace, name: str, length: int, max_frames
 
     return make_plan(name, length=length, max_frames=max_frames, num_timesteps=num_timesteps, step_size=args.step_size,
                      given=given, steps=args.steps, spacing=args.spacing, partitions=args.partitions,
-                     lookahead=args.lookahead, history_level=args.history_level)
+                     lookahead=args.lookahead, history_level=args.history_level,
+                     keyframe_spacing=args.keyframe_spacing)
 
 
 def level_summary(p: LevelPlan) -> list[str]:
@@ -138,6 +143,8 @@ def run_levels(args: argparse.Namespace) -> int:
     """`vidiff scheme` for a per-frame scheme: summary, --list (the level matrix as text), --png (a heat map)."""
     from vidiff.schemes.draw_levels import ascii_levels, render_levels
 
+    from vidiff.schemes.keyframes import KeyframePlan
+
     try:
         given = _given(args)
         p = make_level_plan(args, args.name, args.length, args.max_frames, args.num_timesteps, given)
@@ -146,8 +153,20 @@ def run_levels(args: argparse.Namespace) -> int:
         return 2
     head = f"{p.name}: length {args.length}, max_frames {args.max_frames}, {len(given)} given"
     print(f"scheme {head}")
-    for line in level_summary(p):
-        print(f"  {line}")
+    if isinstance(p, KeyframePlan):
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        print(f"  keyframes every {p.spacing} frames: {len(p.keyframes)} in {n(len(p.stages), 'stage')} "
+              f"({n(p.waves, 'wave')}, {n(p.stage_steps, 'step')} each), then {p.fill.name} fills the rest")
+        print(f"  network evaluations per video: {p.evaluations} (keyframes {len(p.stages) * p.stage_steps}, "
+              f"fill {p.fill.evaluations})")
+        for line in level_summary(p.fill):
+            print(f"  fill: {line}")
+        p = p.display(args.num_timesteps)
+    else:
+        for line in level_summary(p):
+            print(f"  {line}")
     if args.list:
         print(ascii_levels(p, args.num_timesteps))
         print(f"(rows = steps, columns = frames; . clean, = given, digit d: level in [d, d + 1) * {args.num_timesteps} / 10)")
@@ -159,7 +178,9 @@ def run_levels(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if isinstance(args.name, str) and args.name.strip().lower() in LEVEL_SCHEMES:
+    from vidiff.pipelines.video import is_per_frame
+
+    if isinstance(args.name, str) and is_per_frame(args.name):
         return run_levels(args)
     try:
         given = _given(args)

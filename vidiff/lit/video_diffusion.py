@@ -68,6 +68,9 @@ class VideoDiffusion(pl.LightningModule):
         timestep_mean, timestep_std: location and scale of ``logit_normal`` (mean > 0: more high-noise steps).
         frame_noise: share of training samples whose frames each draw their own timestep (Diffusion Forcing,
             Chen et al. 2024) instead of one shared by the sample's latent frames; 0 (default): all shared.
+        history_drop: probability per sample that its observed frames are dropped (history dropout, for
+            history guidance's unconditional branch): they are shown as in that branch at sampling, as pure
+            noise at the last timestep and not marked observed, and are not in the loss. 0 (default): never.
         text_encoder: caption encoder (``encode(list[str]) -> (b, L, d)``, ``null_embedding(b)``) or None.
         cond_drop_prob: probability of replacing a caption by the null embedding in training (for CFG).
         autoencoder_ckpt: file of a frozen autoencoder (``vidiff.nn.autoencoder.save_autoencoder``); the model
@@ -102,6 +105,7 @@ class VideoDiffusion(pl.LightningModule):
         timestep_mean: float = 0.0,
         timestep_std: float = 1.0,
         frame_noise: float = 0.0,
+        history_drop: float = 0.0,
         text_encoder: TextEncoder | None = None,
         cond_drop_prob: float = 0.1,
         autoencoder_ckpt: str | None = None,
@@ -143,6 +147,9 @@ class VideoDiffusion(pl.LightningModule):
         if not 0.0 <= frame_noise <= 1.0:
             raise ValueError(f"frame_noise: expected a share in [0, 1], got {frame_noise}")
         self.frame_noise = float(frame_noise)
+        if not 0.0 <= history_drop <= 1.0:
+            raise ValueError(f"history_drop: expected a probability in [0, 1], got {history_drop}")
+        self.history_drop = float(history_drop)
         self.schedule = NoiseSchedule(
             schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
         )
@@ -278,8 +285,12 @@ class VideoDiffusion(pl.LightningModule):
         text: TextEncoder | None = None,
         drop_prob: float = 0.0,
         generator: torch.Generator | None = None,
+        history_drop: float = 0.0,
     ) -> torch.Tensor:
-        """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean."""
+        """Diffusion loss of one batch: latent, valid frames noised and scored; observed frames given clean.
+
+        ``drop_prob`` (captions) and ``history_drop`` (observed frames) are the training-time dropouts;
+        validation and test losses use neither."""
         video, frame_idx, observed, valid = self._check_batch(batch)
         x0 = self.encode(video)
         b = x0.shape[0]
@@ -293,13 +304,33 @@ class VideoDiffusion(pl.LightningModule):
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         x_in = torch.where(_frames(observed), x0, self.schedule.q_sample(x0, t, noise))
         ctx = self.context(batch.get("caption"), b, drop_prob, text, generator)
-        pred = net(x_in, t, frame_idx, observed, ctx)
-        weight = _frames(valid & ~observed)
+        shown = observed
+        if history_drop > 0:  # drawn only then: runs without history dropout unchanged
+            x_in, t, shown = self._drop_history(x_in, t, observed, noise, history_drop, generator)
+        pred = net(x_in, t, frame_idx, shown, ctx)
+        weight = _frames(valid & ~observed)  # dropped observed frames are pure noise: nothing to learn there
         return diffusion_loss(pred, x0, noise, t, self.schedule, self.prediction, weight, self.min_snr_gamma)
+
+    def _drop_history(
+        self, x_in: torch.Tensor, t: torch.Tensor, observed: torch.Tensor, noise: torch.Tensor, p: float,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """History dropout: with probability ``p`` per sample, its observed frames become what history
+        guidance's unconditional branch shows (:func:`vidiff.pipelines.denoiser.history_guided`): their pure
+        noise at the last timestep, not marked observed. Returns ``(x_in, t, observed shown to the net)``."""
+        b, k = observed.shape
+        drop = torch.rand(b, device=x_in.device, generator=generator) < p
+        hidden = observed & drop[:, None]
+        if not bool(hidden.any()):
+            return x_in, t, observed
+        top = self.schedule.num_timesteps - 1
+        t_frames = t if t.ndim == 2 else t[:, None].expand(b, k)
+        t = torch.where(hidden, torch.full_like(t_frames, top), t_frames)
+        return torch.where(_frames(hidden), noise, x_in), t, observed & ~hidden
 
     # ------------------------------------------------------------------------------------------- lightning
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
-        loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob)
+        loss = self.loss(batch, self.net, drop_prob=self.cond_drop_prob, history_drop=self.history_drop)
         value = float(loss.detach())  # one sync per step, as any finiteness check needs
         problem = self.loss_guard.problem(value)
         if self.trainer.strategy.reduce_boolean_decision(problem is None, all=True):

@@ -26,11 +26,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import logging
+import os
+import time
+from pathlib import Path
+
 import torch
 
 from vidiff.diffusion.per_frame import CLEAN, ddim_level_step
+from vidiff.pipelines import level_state
 from vidiff.pipelines.denoiser import conditioned_denoiser, per_video
+from vidiff.pipelines.long_video import Interrupted
 from vidiff.pipelines.stages import item_generator
+
+log = logging.getLogger(__name__)
 
 #: ``denoiser(x (b, k, ...), t (b, k) long, clean (b, k) bool, frame_idx (b, k) long, videos (b,) long) -> pred``.
 WindowDenoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -52,6 +61,8 @@ def net_denoiser(
         ctx, null = per_video(context, null_context, videos)
         return conditioned_denoiser(net, frame_idx, clean, context=ctx, null_context=null, guidance=guidance)(x, t)
 
+    denoiser.signature = level_state.signature(  # what a resumed run must share (level_state)
+        context=level_state.digest(context), null=level_state.digest(null_context), guidance=guidance)
     return denoiser
 
 
@@ -66,7 +77,8 @@ def initial_state(
     plan: Any, frame_shape: Sequence[int], num_videos: int, seed: int, given: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """``(n, T, *frame_shape)``: frame ``f`` of video ``v`` pure noise from ``(seed, v, f)``; the given prefix set."""
+    """``(n, T, *frame_shape)``: frame ``f`` of video ``v`` pure noise from ``(seed, v, f)``; the given frames
+    (``plan.given``, in order: a prefix, or a prefix and keyframes) set."""
     shape, n_given = tuple(frame_shape), len(plan.given)
     if (given is None) != (n_given == 0):
         raise ValueError(f"given: the plan gives {n_given} frames; pass exactly that many (or none)")
@@ -74,7 +86,7 @@ def initial_state(
     if given is not None:
         if given.shape[1:] != (n_given, *shape) or given.shape[0] not in (1, num_videos):
             raise ValueError(f"given: expected (n or 1, {n_given}, {', '.join(map(str, shape))}), got {tuple(given.shape)}")
-        x[:, :n_given] = given.to(device=device, dtype=x.dtype).expand(num_videos, *given.shape[1:])
+        x[:, list(plan.given)] = given.to(device=device, dtype=x.dtype).expand(num_videos, *given.shape[1:])
     return x
 
 
@@ -95,6 +107,12 @@ def run_level_plan(
     batch_budget: int = 16,
     device: torch.device | str = "cpu",
     on_step: Callable[[int, int, int], None] | None = None,
+    state_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    save_every: int = 1,
+    save_interval: float = 0.0,
+    stop_after_wave: int | None = None,
+    waves_before: int = 0,
 ) -> torch.Tensor:
     """Run a :class:`vidiff.schemes.levels.LevelPlan` for ``num_videos`` videos.
 
@@ -110,7 +128,16 @@ def run_level_plan(
             training timestep: vanilla; lower: fractional).
         batch_budget: at most this many window x video items per forward pass.
         device: where the state lives.
-        on_step: ``on_step(step, steps, evaluations)`` after every global step (progress).
+        on_step: ``on_step(step, steps, evaluations)`` after every global step (progress), after its state is
+            saved: an exception raised there interrupts a run that ``resume`` continues.
+        state_dir: folder for the resumable state (:mod:`vidiff.pipelines.level_state`), saved every
+            ``save_every`` global steps (and at least ``save_interval`` seconds after the previous save) and
+            after the last; None: not saved. An interrupted run loses at most the steps since the last save.
+        resume: continue from ``state_dir``'s state when it exists (same settings required): the videos are
+            those of an uninterrupted run, bitwise.
+        stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after global step ``stop_after_wave``
+            (saved first; ``vidiff sample --stop-after-wave``, tests).
+        waves_before: waves of an earlier phase, added to ``state.json``'s count (combined runs).
 
     Returns:
         ``(n, T, *frame_shape)`` clean videos.
@@ -133,8 +160,26 @@ def run_level_plan(
         hist_noise = torch.stack([_frame_noise(seed, v, "history", range(length), shape, device)
                                   for v in range(num_videos)])
     step_gens = [item_generator(seed, v, "steps", device) for v in range(num_videos)]
-    evaluations = 0
-    for g, windows in enumerate(plan.windows):
+    evaluations, start = 0, 0
+    state_path = None if state_dir is None else Path(state_dir)
+    last_save = time.monotonic()
+    if save_every < 1:
+        raise ValueError(f"save_every: expected >= 1, got {save_every}")
+    if state_path is not None:
+        sig = level_state.signature(
+            plan=level_state.plan_digest(plan), seed=seed, num_videos=num_videos, prediction=prediction,
+            eta=eta, history_guidance=history_guidance, history_guidance_level=hg_level, shape=shape,
+            given=level_state.digest(given), denoiser=getattr(denoiser, "signature", None),
+        )
+        loaded = level_state.load_state(state_path, sig, num_videos) if resume else None
+        if loaded is not None:
+            x, start = loaded.x.to(device=device, dtype=x.dtype), loaded.next_step
+            evaluations = loaded.evaluations
+            for gen, st in zip(step_gens, loaded.generators):
+                gen.set_state(st)
+            log.info("resuming %s at step %d of %d", state_path, start, plan.steps)
+    for g in range(start, plan.steps):
+        windows = plan.windows[g]
         row, nxt = levels[g], levels[g + 1]
         items = [(w, v) for w in windows for v in range(num_videos)]  # window-major: step noise in plan order
         updates: list[tuple[int, list[int], torch.Tensor]] = []
@@ -163,6 +208,13 @@ def run_level_plan(
                     updates.append((v, list(w.update), new[j, pos]))
         for v, frames, values in updates:
             x[v, frames] = values
+        due = (g + 1) % save_every == 0 and time.monotonic() - last_save >= save_interval
+        if state_path is not None and (due or g + 1 == plan.steps or g == stop_after_wave):
+            last_save = time.monotonic()
+            level_state.save_state(state_path, level_state.LevelState(
+                x, g + 1, evaluations, [gen.get_state() for gen in step_gens], waves_before), sig)
+        if stop_after_wave is not None and g == stop_after_wave:
+            raise Interrupted(f"stopped after step {g} of {plan.steps} (state in {state_path})")
         if on_step is not None:
             on_step(g, plan.steps, evaluations)
     return x
@@ -215,6 +267,12 @@ def sample_level_videos(
     progress: bool = True,
     decode: bool = True,
     decode_chunk: int = 16,
+    state_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    stop_after_wave: int | None = None,
+    save_every: int = 1,
+    save_interval: float = 10.0,
+    waves_before: int = 0,
 ) -> torch.Tensor:
     """Long videos from a :class:`vidiff.pipelines.VideoModel` with a per-frame schedule::
 
@@ -223,7 +281,8 @@ def sample_level_videos(
         videos = sample_level_videos(model, plan, num_videos=2, seed=0)   # (2, 300, c, h, w) in [-1, 1]
 
     ``given`` ``(n or 1, len(plan.given), c, h, w)`` is in model space (encode pixels with ``model.encode``).
-    Other arguments as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
+    Other arguments (``state_dir``, ``resume``: resumable runs, saved at most every ``save_interval`` seconds)
+    as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
     :func:`vidiff.pipelines.long_video.sample_long_videos`.
     """
     from tqdm.auto import tqdm
@@ -232,7 +291,7 @@ def sample_level_videos(
     bar = tqdm(total=plan.steps, disable=not progress, unit="step", desc="sampling", dynamic_ncols=True)
 
     def on_step(step: int, steps: int, evaluations: int) -> None:
-        bar.update(1)
+        bar.update(step + 1 - bar.n)  # over the whole run: a resumed run starts at its saved step
         bar.set_postfix(evals=evaluations)
 
     try:
@@ -240,7 +299,10 @@ def sample_level_videos(
             net_denoiser(net, context, null_context, guidance), plan, model.schedule, model.frame_shape, num_videos,
             seed, prediction=model.prediction, eta=eta, given=given, history_guidance=history_guidance,
             history_guidance_level=history_guidance_level, batch_budget=batch_budget, device=device, on_step=on_step,
+            state_dir=state_dir, resume=resume, save_every=save_every, save_interval=save_interval,
+            stop_after_wave=stop_after_wave, waves_before=waves_before,
         )
     finally:
         bar.close()
     return model.decode(frames, chunk_size=decode_chunk) if decode else frames
+

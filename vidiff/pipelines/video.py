@@ -26,10 +26,12 @@ from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings
 
 
 def is_per_frame(scheme: str) -> bool:
-    """Whether ``scheme`` is a per-frame schedule (fifo, df-*, rolling) rather than a list of stages."""
+    """Whether ``scheme`` is a per-frame schedule (fifo, df-*, rolling) or a combined one
+    (``hierarchy-2+fifo``: keyframes by stages, then a per-frame fill) rather than a list of stages."""
+    from vidiff.schemes.keyframes import is_combined
     from vidiff.schemes.levels import LEVEL_SCHEMES
 
-    return scheme.strip().lower() in LEVEL_SCHEMES
+    return scheme.strip().lower() in LEVEL_SCHEMES or is_combined(scheme)
 
 
 def make_plan(
@@ -45,17 +47,31 @@ def make_plan(
     partitions: int | None = None,
     lookahead: bool = False,
     history_level: int = -1,
+    keyframe_spacing: int | None = None,
 ) -> Any:
     """The plan of ``scheme``: a list of stages (:func:`vidiff.schemes.plan`) or, for a per-frame scheme, a
     :class:`vidiff.schemes.levels.LevelPlan` (``steps`` levels per frame; fifo: ``partitions`` x K levels, default
-    ``steps // K`` partitions; ``spacing`` default ``trailing``)."""
+    ``steps // K`` partitions; ``spacing`` default ``trailing``), or for a combined scheme
+    (``hierarchy-2+fifo``) a :class:`vidiff.schemes.keyframes.KeyframePlan` (keyframes every
+    ``keyframe_spacing`` frames, ``steps`` sampler steps per keyframe stage; the fill as a per-frame scheme
+    with a window of K - 1)."""
     if not is_per_frame(scheme):
         from vidiff.schemes import plan
 
         return plan(scheme, length, max_frames, step_size, given=list(given))
+    from vidiff.schemes.keyframes import is_combined, keyframe_plan, split_name
     from vidiff.schemes.levels import level_plan
 
     name = scheme.strip().lower()
+    if is_combined(name):
+        fill_frames = max_frames - 1
+        if partitions is None:
+            partitions = max(1, (steps or 50) // max(fill_frames, 1))
+        fill_steps = None if split_name(name)[1] == "fifo" else steps
+        return keyframe_plan(name, length, max_frames, fill_steps, num_timesteps,
+                             keyframe_spacing=keyframe_spacing, stage_steps=steps or 50, chunk=step_size,
+                             partitions=partitions, lookahead=lookahead, given=list(given),
+                             history_level=history_level, spacing=spacing or "trailing")
     if partitions is None:
         partitions = max(1, (steps or 50) // max_frames)
     return level_plan(name, length, max_frames, None if name == "fifo" else steps, num_timesteps, chunk=step_size,
@@ -130,7 +146,10 @@ class VideoPipeline:
     ) -> torch.Tensor:
         """Run a plan of :meth:`plan`: ``given`` ``(1 or n, g, c, h, w)`` pixels in [-1, 1] at ``given_indices``
         are encoded, the executor fills the rest, the videos are decoded; returns ``(n, T, c, h, w)`` in [-1, 1].
-        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage plans)."""
+        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage
+        plans), :func:`sample_level_videos` (per-frame plans: a wave is a global step) and
+        :func:`sample_keyframe_videos` (combined plans)."""
+        from vidiff.pipelines.keyframe_video import sample_keyframe_videos
         from vidiff.pipelines.level_video import sample_level_videos
         from vidiff.pipelines.long_video import sample_long_videos
 
@@ -138,7 +157,15 @@ class VideoPipeline:
         if given is not None:
             with torch.no_grad():
                 given = model.encode(given.to(model.device), chunk_size=decode_chunk)
-        if isinstance(plan, list):
+        from vidiff.schemes.keyframes import KeyframePlan
+
+        if isinstance(plan, KeyframePlan):
+            videos = sample_keyframe_videos(
+                model, plan, num_videos, seed, settings=settings, given=given, context=context,
+                null_context=null_context, history_guidance_level=history_guidance_level,
+                batch_budget=batch_budget, progress=progress, decode_chunk=decode_chunk, **resume,
+            )
+        elif isinstance(plan, list):
             videos = sample_long_videos(
                 model, plan, length, num_videos=num_videos, seed=seed, settings=settings, given=given,
                 given_idx=list(given_indices), context=context, null_context=null_context, batch_budget=batch_budget,
@@ -149,7 +176,7 @@ class VideoPipeline:
                 model, plan, num_videos, seed, eta=settings.eta, given=given, context=context,
                 null_context=null_context, guidance=settings.guidance, history_guidance=settings.history_guidance,
                 history_guidance_level=history_guidance_level, batch_budget=batch_budget, progress=progress,
-                decode_chunk=decode_chunk,
+                decode_chunk=decode_chunk, **resume,
             )
         return videos.clamp(-1, 1)
 
@@ -178,6 +205,7 @@ class VideoPipeline:
         partitions: int | None = None,
         lookahead: bool = False,
         history_level: int = -1,
+        keyframe_spacing: int | None = None,
         batch_budget: int = 16,
         progress: bool = False,
         decode_chunk: int = 16,
@@ -187,7 +215,9 @@ class VideoPipeline:
         Args:
             length: T, frames per video (at least K).
             scheme: a long-video scheme (``hierarchy-2``, ``autoregressive``, ``interpolate``, ...; see
-                ``vidiff scheme``) or a per-frame one (``fifo``, ``df-pyramid``, ``df-autoregressive``, ``rolling``).
+                ``vidiff scheme``), a per-frame one (``fifo``, ``df-pyramid``, ``df-autoregressive``,
+                ``rolling``) or a combination ``<stage scheme>+<per-frame scheme>`` (``hierarchy-2+fifo``:
+                keyframes, then a per-frame fill).
             seed: video i of a call depends on the seed and i only (not on ``num_videos`` or ``batch_budget``).
             num_videos: n.
             given: ``(1 or n, g, c, h, w)`` frames in [-1, 1] at the model's image size, or None.
@@ -199,6 +229,7 @@ class VideoPipeline:
             history_guidance, history_guidance_level, recon_guidance: guidance by the observed frames
                 (docs/sampling.md).
             partitions, lookahead, history_level: per-frame scheme options (fifo; history shown at a level).
+            keyframe_spacing: combined schemes (``hierarchy-2+fifo``): frames between keyframes (default K).
             batch_budget: most stage x video items per forward pass. progress: show a progress bar.
             decode_chunk: frames per autoencoder call (latent models).
 
@@ -229,7 +260,7 @@ class VideoPipeline:
         try:
             plan = self.plan(scheme, length=length, max_frames=k, step_size=step_size, given=given_indices,
                              steps=steps, spacing=spacing, partitions=partitions, lookahead=lookahead,
-                             history_level=history_level)
+                             history_level=history_level, keyframe_spacing=keyframe_spacing)
         except ValueError as err:
             raise ValueError(f"scheme: {scheme!r}: {err}") from err
         if isinstance(plan, list) and not plan:
