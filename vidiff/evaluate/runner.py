@@ -94,7 +94,7 @@ def _check(cfg: EvalConfig, model: Any) -> int:
 
 def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, max_frames: int) -> torch.Tensor:
     """The model's videos for the task: the given ground-truth frames (and captions) in, ``(n, T, c, h, w)`` out."""
-    from vidiff.pipelines import SamplerSettings, VideoPipeline
+    from vidiff.pipelines import Conditioning, GivenFrames, RunOptions, SamplerSettings, VideoPipeline
 
     pipe = VideoPipeline(model)
     try:
@@ -102,17 +102,18 @@ def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, ma
                            given=spec.given, steps=cfg.steps, spacing=cfg.spacing)
     except ValueError as err:
         raise ValueError(f"scheme: {spec.scheme!r} cannot run the {spec.task} task ({err})") from err
-    context = null = None
+    conditioning = Conditioning()
     if spec.uses_caption:
         with torch.no_grad():
-            context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
+            text = model.text_encoder
+            conditioning = Conditioning(text.encode(truth.captions), text.null_embedding(1))
     settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, cfg.spacing, cfg.guidance,
                                history_guidance=cfg.history_guidance)
-    given = truth.videos[:, list(spec.given)] if spec.given else None
+    given = GivenFrames(truth.videos[:, list(spec.given)], list(spec.given)) if spec.given else None
     videos = pipe.run(
         stages, length=spec.length, num_videos=len(truth), seed=cfg.seed, settings=settings, given=given,
-        given_indices=list(spec.given), context=context, null_context=null, max_frames=max_frames,
-        batch_budget=cfg.batch_budget, progress=cfg.progress,
+        conditioning=conditioning, max_frames=max_frames,
+        options=RunOptions(batch_budget=cfg.batch_budget, progress=cfg.progress),
     )
     return videos.float().clamp(-1, 1).cpu()
 

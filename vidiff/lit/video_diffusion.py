@@ -31,7 +31,7 @@ from vidiff.lit.parts import build_callable, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
-from vidiff.pipelines import DEFAULT_SPACING, SamplerSettings, VideoModel, fill_frames
+from vidiff.pipelines import DEFAULT_SPACING, Conditioning, SamplerSettings, VideoModel, fill_frames
 
 log = logging.getLogger(__name__)
 
@@ -434,5 +434,5 @@ class VideoDiffusion(pl.LightningModule):
             ctx = self.context(batch.get("caption"), video.shape[0], text=text)
             null = None if text is None else text.null_embedding(1)
             settings = SamplerSettings(sampler, steps, eta, spacing, guidance_scale)
-            return fill_frames(model, video, frame_idx, observed, valid, seed=seed, settings=settings, context=ctx,
-                               null_context=null, batch_budget=video.shape[0])
+            return fill_frames(model, video, frame_idx, observed, valid, seed=seed, settings=settings,
+                               conditioning=Conditioning(ctx, null), batch_budget=video.shape[0])

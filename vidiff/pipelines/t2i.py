@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,22 +37,10 @@ from einops import rearrange
 from vidiff.diffusion import NoiseSchedule, check_sampler, mix_conditioning, sample
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.pipelines.denoiser import conditioned_denoiser
+from vidiff.pipelines.inputs import Conditioning
 from vidiff.pipelines.model import VideoModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Conditioning:
-    """The contexts of one generation call.
-
-    Attributes:
-        context: ``(n, L, d)`` the (mixed, strength-scaled) prompt context, or None (no text encoder).
-        uncond: ``(n or 1, L, d)`` what guidance pushes away from (negative prompt or null context), or None.
-    """
-
-    context: torch.Tensor | None
-    uncond: torch.Tensor | None
 
 
 def _check_unit(name: str, value: float) -> float:
