@@ -98,6 +98,14 @@ def split_spec(spec: Mapping[str, Any], argument: str) -> tuple[str, dict[str, A
     return spec["class_path"], {**dict(spec.get("init_args") or {}), **dict(spec.get("dict_kwargs") or {})}
 
 
+#: Classes that moved, by the ``class_path`` that checkpoints written before still hold: the new class path and
+#: the constructor arguments that give the old class.
+MOVED_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
+    "vidiff.generate.text.FrozenBuiltinTextEncoder": ("vidiff.nn.text.BuiltinTextEncoder", {"frozen": True}),
+    "vidiff.generate.FrozenBuiltinTextEncoder": ("vidiff.nn.text.BuiltinTextEncoder", {"frozen": True}),
+}
+
+
 def build_module(spec: nn.Module | Mapping[str, Any], argument: str, base: type = nn.Module) -> nn.Module:
     """``spec`` itself if it is a module, else ``Class(**init_args)`` from a ``{class_path, init_args}`` mapping.
 
@@ -111,6 +119,9 @@ def build_module(spec: nn.Module | Mapping[str, Any], argument: str, base: type 
             f"{argument}: expected a {base.__name__} or a {{class_path, init_args}} mapping, got {spec!r}"
         )
     class_path, init_args = split_spec(spec, argument)
+    if class_path in MOVED_CLASSES:
+        class_path, fixed = MOVED_CLASSES[class_path]
+        init_args = {**init_args, **fixed}
     cls = import_class(class_path, argument)
     if not (isinstance(cls, type) and issubclass(cls, base)):
         msg = f"{argument}.class_path: expected a subclass of {base.__name__}, got {class_path!r}"
