@@ -8,7 +8,7 @@ import vidiff
 
 ROOT = Path(vidiff.__file__).parent
 #: plain torch / Python (the generation layer `pipelines` included): no Lightning, data, lit, commands or cli.
-PURE = ("diffusion", "nn", "masks.py", "schemes", "io", "metrics", "palette.py", "pipelines")
+PURE = ("arguments.py", "diffusion", "nn", "masks.py", "schemes", "io", "metrics", "palette.py", "pipelines")
 #: the layers above them (and the package's own files).
 UPPER = ("data", "lit", "evaluate", "sd", "commands", "cli.py", "assets", "__init__.py", "__main__.py")
 FORBIDDEN = ("lightning", "lightning_fabric", "pytorch_lightning", "vidiff.data", "vidiff.lit", "vidiff.commands", "vidiff.cli")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vidiff.arguments import check_int
+
 #: Task names accepted by :class:`FrameMaskSampler`, in a fixed order.
 TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
 
@@ -130,8 +132,7 @@ class FrameMaskSampler:
         min_latent: int = 1,
         spacing: str | Mapping[str, float] = "log_uniform",
     ) -> None:
-        if not isinstance(max_frames, int) or max_frames < 2:
-            raise ValueError(f"max_frames: expected an integer >= 2, got {max_frames!r}")
+        check_int("max_frames", max_frames, 2)
         if not isinstance(min_latent, int) or not 1 <= min_latent <= max_frames:
             raise ValueError(
                 f"min_latent: expected an integer in [1, max_frames={max_frames}], got {min_latent!r}"
@@ -299,8 +300,7 @@ class FrameMaskSampler:
         Raises:
             ValueError: if ``video_length`` is below :meth:`min_length`.
         """
-        if not isinstance(video_length, int) or video_length < 1:
-            raise ValueError(f"video_length: expected a positive integer, got {video_length!r}")
+        check_int("video_length", video_length)
         n = min(self.max_frames, video_length)
         feasible = self.feasible_tasks(n)
         if not feasible:

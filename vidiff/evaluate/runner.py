@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vidiff.arguments import check_int
 from vidiff.evaluate.baselines import copy_last, extrapolate_centres, linear_blend, noise_frames
 from vidiff.evaluate.scoring import detect_many, score_centres, score_videos
 from vidiff.evaluate.tasks import TaskSpec, resolve_baselines, task_spec
@@ -80,13 +81,10 @@ def _check(cfg: EvalConfig, model: Any) -> int:
     from vidiff.diffusion import check_sampler
 
     for name in ("num_videos", "steps", "batch_budget"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_int(name, getattr(cfg, name))
     check_sampler(cfg.sampler)
     k = cfg.max_frames or (getattr(model, "max_frames", None) if model is not None else None) or 8
-    if not isinstance(k, int) or k < 2:
-        raise ValueError(f"max_frames: expected an integer >= 2, got {k!r}")
+    check_int("max_frames", k, 2)
     if model is not None and cfg.task == "text" and getattr(model, "text_encoder", None) is None:
         raise ValueError("task: 'text' needs a model with a text encoder (this checkpoint has none)")
     return k

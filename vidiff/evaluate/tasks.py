@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vidiff.arguments import check_int
+
 __all__ = ["TASKS", "BASELINES", "TASK_BASELINES", "DEFAULT_SCHEMES", "TaskSpec", "task_spec", "resolve_baselines"]
 
 #: Task names, in the order `vidiff evaluate --task` lists them.
@@ -99,10 +101,9 @@ def task_spec(
     if task not in TASKS:
         raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(TASKS)}")
     for name, value in (("max_frames", max_frames), ("num_observed", num_observed), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
-        raise ValueError(f"length: expected a positive integer, got {length!r}")
+        check_int(name, value)
+    if length is not None:
+        check_int("length", length)
     scheme = scheme or DEFAULT_SCHEMES[task]
     if task in ("prediction", "interpolation"):
         clip = num_observed + horizon

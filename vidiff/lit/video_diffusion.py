@@ -22,6 +22,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from vidiff.arguments import check_int
 from vidiff.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
@@ -36,12 +37,6 @@ from vidiff.pipelines import DEFAULT_SPACING, Conditioning, SamplerSettings, Vid
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "skip")
-
-
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def _frames(mask: torch.Tensor) -> torch.Tensor:
@@ -120,9 +115,9 @@ class VideoDiffusion(pl.LightningModule):
             warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
             self.save_hyperparameters()
         self._plain_hparams(net, text_encoder)
-        self.image_size = _positive("image_size", image_size)
-        self.channels = _positive("channels", channels)
-        self.max_frames = _positive("max_frames", max_frames)
+        self.image_size = check_int("image_size", image_size)
+        self.channels = check_int("channels", channels)
+        self.max_frames = check_int("max_frames", max_frames)
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {list(PREDICTIONS)}, got {prediction!r}")
         if on_nonfinite not in NONFINITE_POLICIES:
@@ -144,7 +139,7 @@ class VideoDiffusion(pl.LightningModule):
             raise ValueError(f"frame_noise: expected a share in [0, 1], got {frame_noise}")
         self.frame_noise = float(frame_noise)
         self.schedule = NoiseSchedule(
-            schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
+            schedule, check_int("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
         )
         self.prediction, self.min_snr_gamma, self.cond_drop_prob = prediction, min_snr_gamma, cond_drop_prob
         self.on_nonfinite, self.val_seed = on_nonfinite, val_seed

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidiff.arguments import check_int
 from vidiff.io.atomic import atomic_path
 from vidiff.io.errors import reading, writing
 
@@ -297,8 +298,7 @@ class AutoencoderKL(nn.Module):
             raise ValueError(f"ch_mult: expected at least one level, got {list(ch_mult)}")
         for name, value in (("in_channels", in_channels), ("ch", ch), ("num_res_blocks", num_res_blocks),
                             ("z_channels", z_channels), ("norm_groups", norm_groups)):
-            if value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value}")
+            check_int(name, value)
         bad = [lvl for lvl in attn_levels if not 0 <= lvl < len(ch_mult)]
         if bad:
             raise ValueError(f"attn_levels: expected level indices in [0, {len(ch_mult)}), got {list(attn_levels)}")
@@ -414,8 +414,7 @@ class AutoencoderKL(nn.Module):
 
 
 def _check_chunk(chunk_size: int) -> None:
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    check_int("chunk_size", chunk_size)
 
 
 #: Metadata key of the autoencoder config (JSON) in files written by :func:`save_autoencoder`.

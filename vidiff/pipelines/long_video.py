@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from vidiff.arguments import check_int
 from vidiff.io.atomic import atomic_path, write_json_atomic
 from vidiff.io.errors import reading, writing
 from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
@@ -144,8 +145,7 @@ def sample_long_videos(
 
     settings, options = settings or SamplerSettings(), options or RunOptions()
     conditioning, resume = conditioning or Conditioning(), resume or ResumeOptions()
-    if num_videos < 1:
-        raise ValueError(f"num_videos: expected >= 1, got {num_videos}")
+    check_int("num_videos", num_videos)
     given_idx = given.check(num_videos) if given is not None else []
     if not stages:
         raise ValueError("stages: the plan is empty (every frame given?); nothing to sample")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from vidiff.arguments import check_int
 from vidiff.diffusion import check_sampler
 from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
 from vidiff.pipelines.load import load_sampling_model
@@ -61,12 +62,6 @@ def make_plan(
     return level_plan(name, length, max_frames, None if name == "fifo" else steps, num_timesteps, chunk=step_size,
                       partitions=partitions, lookahead=lookahead, given=list(given), history_level=history_level,
                       spacing=spacing or "trailing")
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 class VideoPipeline:
@@ -202,10 +197,10 @@ class VideoPipeline:
             ``(n, T, c, h, w)`` videos in [-1, 1].
         """
         model = self.model
-        _positive("length", length)
+        check_int("length", length)
         for name, value in (("num_videos", num_videos), ("steps", steps), ("batch_budget", batch_budget),
                             ("decode_chunk", decode_chunk)):
-            _positive(name, value)
+            check_int(name, value)
         check_sampler(sampler, spacing)
         if eta != 0 and sampler != "ddim":
             raise ValueError(f"eta: only applies to sampler='ddim', got eta={eta} with sampler={sampler!r}")
