@@ -51,7 +51,8 @@ def _run(model=None, scheme="hierarchy-2", given_idx=(), seed=0, budget=64, sett
     settings = settings or SamplerSettings(sampler="ddim", steps=4)
     return sample_long_videos(
         model, stages, length=T, num_videos=2, seed=seed, settings=settings, given=given,
-        conditioning=Conditioning(context, null_context), resume=ResumeOptions(state_dir, resume, stop_after_wave),
+        conditioning=Conditioning(context, null_context),
+        resume=ResumeOptions(state_dir, resume, stop_after_wave),
         options=RunOptions(batch_budget=budget, decode_chunk=decode_chunk), **kw,
     )
 

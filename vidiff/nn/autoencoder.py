@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from vidiff.arguments import check_int
 from vidiff.io.atomic import atomic_path
+from vidiff.io.checkpoint import load_torch_file
 from vidiff.io.errors import reading, writing
 
 __all__ = ["AutoencoderKL", "DiagonalGaussian", "load_autoencoder", "save_autoencoder"]
@@ -460,8 +461,7 @@ def load_autoencoder(path: str | os.PathLike, map_location: str | torch.device =
             raise ValueError(f"path: {path} has no '{CONFIG_KEY}' metadata (not written by save_autoencoder)")
         config = json.loads(meta[CONFIG_KEY])
     else:
-        with reading(path):
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = load_torch_file(path, map_location)
         if not isinstance(ckpt, dict) or "autoencoder_config" not in ckpt or "state_dict" not in ckpt:
             raise ValueError(
                 f"path: {path} is not an autoencoder training checkpoint "

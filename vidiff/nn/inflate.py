@@ -1,8 +1,8 @@
 """Inflation: a video ``SpaceTimeUNet`` from an image U-Net's weights (Make-A-Video / AnimateDiff style).
 
-:func:`copy_spatial` is the one copy of image weights into a video U-Net's spatial layers: :func:`inflate` builds
-a video U-Net from an image one with it, and :func:`vidiff.lit.inflate.init_from_image_model` fills a configured
-video model from a text-to-image checkpoint with it.
+:func:`copy_spatial` is the one copy of image weights into a video U-Net's spatial layers: :func:`inflate`
+builds a video U-Net from an image one with it, and :func:`vidiff.lit.inflate.init_from_image_model` fills a
+configured video model from a text-to-image checkpoint with it.
 """
 
 from __future__ import annotations

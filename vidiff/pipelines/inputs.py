@@ -60,7 +60,7 @@ class ResumeOptions:
     Attributes:
         state_dir: folder for ``state.safetensors`` / ``state.json`` (saved after every wave), or None.
         resume: continue from ``state_dir``'s state when it exists (same settings required).
-        stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after saving this wave (to test resuming).
+        stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after saving this wave (tests).
     """
 
     state_dir: str | os.PathLike | None = None
