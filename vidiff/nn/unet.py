@@ -22,7 +22,7 @@ from vidiff.arguments import check_int
 from vidiff.nn.attention import BACKENDS
 from vidiff.nn.blocks import Downsample, ResBlock, Upsample, normalization, zero_module
 from vidiff.nn.embeddings import relative_frame_features, timestep_embedding
-from vidiff.nn.shapes import check_inputs
+from vidiff.nn.checks import check_inputs
 from vidiff.nn.neighbours import nearest_observed, neighbour_channels
 from vidiff.nn.transformer import AttentionOptions, SpatialTransformer, TemporalAttention
 
