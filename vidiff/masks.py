@@ -31,10 +31,10 @@ import torch
 from vidiff.arguments import check_int
 
 #: Task names accepted by :class:`FrameMaskSampler`, in a fixed order.
-TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
+MASK_TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
 
 #: The default task mixture (weights, normalised when sampling).
-DEFAULT_TASKS: dict[str, float] = {
+DEFAULT_MASK_TASKS: dict[str, float] = {
     "unconditional": 0.1,
     "prediction": 0.35,
     "past_prediction": 0.1,
@@ -53,7 +53,7 @@ class FrameMask:
     Attributes:
         frame_idx: LongTensor (n,), sorted, unique positions in ``[0, video_length)``.
         observed: BoolTensor (n,), True where the frame is given clean to the network.
-        task: the task that produced the split (one of :data:`TASKS`).
+        task: the task that produced the split (one of :data:`MASK_TASKS`).
     """
 
     frame_idx: torch.Tensor
@@ -102,8 +102,8 @@ class FrameMaskSampler:
 
     Args:
         max_frames: K, the most frames per sample (the network's frame budget); at least 2.
-        tasks: task name -> non-negative weight (see :data:`TASKS`); missing names get weight 0.
-            None uses :data:`DEFAULT_TASKS`. ``"fdm"`` is FDM's own ``sample_all_masks`` distribution
+        tasks: task name -> non-negative weight (see :data:`MASK_TASKS`); missing names get weight 0.
+            None uses :data:`DEFAULT_MASK_TASKS`. ``"fdm"`` is FDM's own ``sample_all_masks`` distribution
             (:meth:`fdm_mask`): it chooses frames and split together, ignores ``spacing`` and ``max_observed``,
             and often uses fewer than ``max_frames`` frames (the free slots are padding: ``valid`` False).
         max_observed: the most observed frames per sample (default ``max_frames - min_latent``).
@@ -149,11 +149,11 @@ class FrameMaskSampler:
             spacing = _check_weights("spacing", spacing, SPACINGS, "spacing")
         elif spacing not in SPACINGS:
             raise ValueError(f"spacing: expected one of {list(SPACINGS)} or a mapping of them to weights, got {spacing!r}")
-        weights = _check_weights("tasks", DEFAULT_TASKS if tasks is None else tasks, TASKS, "task name")
-        if max_observed == 0 and any(weights.get(t, 0) > 0 for t in TASKS[1:]):
+        weights = _check_weights("tasks", DEFAULT_MASK_TASKS if tasks is None else tasks, MASK_TASKS, "task name")
+        if max_observed == 0 and any(weights.get(t, 0) > 0 for t in MASK_TASKS[1:]):
             raise ValueError(
                 "max_observed: 0 allows only the 'unconditional' task, but tasks gives positive weight to "
-                f"{[t for t in TASKS[1:] if weights.get(t, 0) > 0]}"
+                f"{[t for t in MASK_TASKS[1:] if weights.get(t, 0) > 0]}"
             )
         if weights.get("interpolation", 0) > 0 and (max_observed < 2 or max_frames < 2 + min_latent):
             raise ValueError(
@@ -161,7 +161,7 @@ class FrameMaskSampler:
                 f"max_frames={max_frames}, max_observed={max_observed}, min_latent={min_latent}"
             )
         self.max_frames = max_frames
-        self.tasks = {name: float(weights.get(name, 0.0)) for name in TASKS}
+        self.tasks = {name: float(weights.get(name, 0.0)) for name in MASK_TASKS}
         self.max_observed = max_observed
         self.min_latent = min_latent
         self.spacing = spacing

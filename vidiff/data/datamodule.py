@@ -136,7 +136,7 @@ class ShapesDataModule(_VideoDataModule):
         image_size: frame side in pixels.
         length: frames per video from which training frames are drawn (T).
         max_frames: K, frames per sample.
-        tasks: mask task weights (see ``vidiff.masks.TASKS``); None: the defaults.
+        tasks: mask task weights (see ``vidiff.masks.MASK_TASKS``); None: the defaults.
         max_observed: most observed frames per sample (None: ``max_frames - 1``).
         spacing: how frames are chosen: "log_uniform", "uniform", "contiguous", or a mapping of them to weights
             (one drawn per sample, e.g. ``{contiguous: 0.5, log_uniform: 0.5}``).

@@ -34,7 +34,7 @@ class EvalConfig:
     """Settings of one evaluation (the options of `vidiff evaluate`).
 
     Attributes:
-        task: one of :data:`vidiff.evaluate.TASKS`.
+        task: one of :data:`vidiff.evaluate.EVAL_TASKS`.
         num_videos: ground-truth videos (and samples).
         scheme: long-video scheme (default per task, :data:`vidiff.evaluate.DEFAULT_SCHEMES`).
         sampler, steps, eta: diffusion sampler settings per stage.
