@@ -43,7 +43,7 @@ DEFAULT_MASK_TASKS: dict[str, float] = {
 }
 
 #: Ways of choosing frame positions.
-SPACINGS: tuple[str, ...] = ("log_uniform", "uniform", "contiguous")
+FRAME_SPACINGS: tuple[str, ...] = ("log_uniform", "uniform", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,9 @@ class FrameMaskSampler:
                 f" got {max_observed!r}"
             )
         if isinstance(spacing, Mapping):
-            spacing = _check_weights("spacing", spacing, SPACINGS, "spacing")
-        elif spacing not in SPACINGS:
-            raise ValueError(f"spacing: expected one of {list(SPACINGS)} or a mapping of them to weights, got {spacing!r}")
+            spacing = _check_weights("spacing", spacing, FRAME_SPACINGS, "spacing")
+        elif spacing not in FRAME_SPACINGS:
+            raise ValueError(f"spacing: expected one of {list(FRAME_SPACINGS)} or a mapping of them to weights, got {spacing!r}")
         weights = _check_weights("tasks", DEFAULT_MASK_TASKS if tasks is None else tasks, MASK_TASKS, "task name")
         if max_observed == 0 and any(weights.get(t, 0) > 0 for t in MASK_TASKS[1:]):
             raise ValueError(
