@@ -166,7 +166,7 @@ def test_every_core_sampler_is_accepted_and_listed_in_the_help(sampler):
     from vidiff.diffusion import SAMPLERS
 
     args = _args("--ckpt", "unused.ckpt", "--out", "unused", "--length", 16, "--sampler", sampler)
-    assert cmd.check_arguments(args, SimpleNamespace(max_frames=8))[1] == 8
+    assert cmd.check_sample_options(args, SimpleNamespace(max_frames=8))[1] == 8
     for module in (cmd, txt2img, evaluate):
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)

@@ -207,7 +207,7 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
     return video[None], idx
 
 
-def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
+def check_sample_options(args: argparse.Namespace, model: Any) -> tuple[str, int]:
     """Validate the plan and sampler options; returns ``(scheme, max_frames)``."""
     from vidiff.diffusion import check_sampler
 
@@ -268,7 +268,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
 
     pipe = VideoPipeline(load_model_option(args.ckpt, args.device))
     model = pipe.model
-    scheme, max_frames = check_arguments(args, model)
+    scheme, max_frames = check_sample_options(args, model)
     given, given_idx = given_frames(args, model.image_shape)
     n_given = len(given_idx)
     plan = plan_of(args, pipe, scheme, max_frames, given_idx)
