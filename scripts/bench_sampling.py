@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff.diffusion import NoiseSchedule
-from vidiff.pipelines import SamplerSettings, VideoModel, sample_long_videos
+from vidiff.pipelines import RunOptions, SamplerSettings, VideoModel, sample_long_videos
 from vidiff.schemes import batches, plan
 
 TINY_NET = {  # configs/shapes/tiny.yaml's net
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 m = VideoModel(counter, model.schedule, model.prediction, model.frame_shape, model.image_shape,
                                model.autoencoder, model.text_encoder, args.max_frames)
                 start = time.perf_counter()
-                videos = sample_long_videos(m, stages, args.length, num_videos=n, seed=0, settings=settings, batch_budget=budget,
-                                            progress=False)
+                videos = sample_long_videos(m, stages, length=args.length, num_videos=n, seed=0,
+                                            settings=settings, options=RunOptions(batch_budget=budget))
                 wall = time.perf_counter() - start
                 results[mode] = (videos, wall)
                 evals = len(stages) * n * args.steps

@@ -27,7 +27,7 @@ import torch
 from vidiff.diffusion import NoiseSchedule, sample
 
 MU, S = 0.7, 0.4
-SPACINGS = ("leading", "linspace", "trailing")
+TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
 SIGMA_SAMPLERS = {"dpmpp_2m_karras": "use_karras_sigmas", "dpmpp_2m_exponential": "use_exponential_sigmas"}
 
 
@@ -90,7 +90,7 @@ def cases(steps_list):
     """(schedule kind, steps, sampler, spacing or None) of the table."""
     for sampler in ("dpmpp_2m", "unipc"):
         for kind, steps in [("linear", s) for s in steps_list] + [("cosine", steps_list[0])]:
-            for spacing in SPACINGS:
+            for spacing in TIMESTEP_SPACINGS:
                 yield kind, steps, sampler, spacing
     for sampler in SIGMA_SAMPLERS:
         for kind, steps in [("linear", s) for s in steps_list] + [("cosine", steps_list[0])]:

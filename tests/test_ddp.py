@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
 
     sys.path.insert(0, {tests!r})
     torch.set_num_threads(1)
-    from test_lit_helpers import tiny_cli_args
+    from lit_helpers import tiny_cli_args
     from vidiff.lit.cli import run_lightning_cli
 
     class Indices(Callback):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_lit_helpers import random_sampling_checkpoint, tiny_cli_args
+from lit_helpers import random_sampling_checkpoint, tiny_cli_args
 
 from vidiff.cli import main
 from vidiff.io import write_video

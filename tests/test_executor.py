@@ -6,6 +6,7 @@ import torch
 
 from vidiff.diffusion import NoiseSchedule
 from vidiff.pipelines.denoiser import history_guided, reconstruction_guidance
+from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
 from vidiff.pipelines.long_video import Interrupted, sample_long_videos
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.stages import Item, SamplerSettings, group_items, item_generator
@@ -39,16 +40,20 @@ def _model(**kw):
     return VideoModel(AnalyticNet(), SCHEDULE, "eps", (C, H, W), (C, H, W), max_frames=K, **kw)
 
 
-def _run(model=None, scheme="hierarchy-2", given_idx=(), seed=0, budget=64, settings=None, **kw):
+def _run(model=None, scheme="hierarchy-2", given_idx=(), seed=0, budget=64, settings=None, context=None,
+         null_context=None, state_dir=None, resume=False, stop_after_wave=None, decode_chunk=16, **kw):
     model = model or _model()
     stages = plan(scheme, T, K, None, given=given_idx)
     given = None
     if given_idx:
-        given = torch.linspace(-0.9, 0.9, len(given_idx))[None, :, None, None, None].expand(1, -1, C, H, W)
+        frames = torch.linspace(-0.9, 0.9, len(given_idx))[None, :, None, None, None].expand(1, -1, C, H, W)
+        given = GivenFrames(frames, given_idx)
     settings = settings or SamplerSettings(sampler="ddim", steps=4)
     return sample_long_videos(
-        model, stages, T, num_videos=2, seed=seed, settings=settings, given=given, given_idx=given_idx,
-        batch_budget=budget, progress=False, **kw,
+        model, stages, length=T, num_videos=2, seed=seed, settings=settings, given=given,
+        conditioning=Conditioning(context, null_context),
+        resume=ResumeOptions(state_dir, resume, stop_after_wave),
+        options=RunOptions(batch_budget=budget, decode_chunk=decode_chunk), **kw,
     )
 
 
@@ -237,8 +242,8 @@ def test_latent_frames_decoded_in_chunks():
 
 def test_bad_given_shapes():
     with pytest.raises(ValueError, match="given"):
-        sample_long_videos(_model(), plan("hierarchy-2", T, K, None, given=[0]), T, given=torch.zeros(1, 2, C, H, W),
-                           given_idx=[0], progress=False)
+        sample_long_videos(_model(), plan("hierarchy-2", T, K, None, given=[0]), length=T,
+                           given=GivenFrames(torch.zeros(1, 2, C, H, W), [0]))
 
 
 def test_real_unet_batched_matches_sequential():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_lit_helpers import tiny_cli_args
+from lit_helpers import tiny_cli_args
 
 import vidiff.io.errors as errors
 from vidiff.cli import main

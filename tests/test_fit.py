@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_lit_helpers import REPO, tiny_cli_args
+from lit_helpers import REPO, tiny_cli_args
 
 from vidiff.cli import main
 from vidiff.lit import load_model

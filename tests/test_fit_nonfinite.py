@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 from pytorch_lightning.loggers import Logger
-from test_lit_helpers import tiny_cli_args
+from lit_helpers import tiny_cli_args
 
 from vidiff.lit import loss_guard
 

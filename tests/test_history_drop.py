@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from test_lit_helpers import TINY_NET, tiny_batch
+from lit_helpers import TINY_NET, tiny_batch
 from torch import nn
 
 from vidiff.diffusion import NoiseSchedule

@@ -7,7 +7,7 @@ import argparse
 import pytest
 import torch
 from test_level_video import SCHEDULE, exact_eps
-from test_lit_helpers import random_sampling_checkpoint
+from lit_helpers import random_sampling_checkpoint
 
 from vidiff.commands import sample as cmd
 from vidiff.pipelines import Interrupted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from test_lit_helpers import TINY_NET, tiny_batch, tiny_cli_args
+from lit_helpers import TINY_NET, tiny_batch, tiny_cli_args
 
 from vidiff.lit import VideoDiffusion, load_model
 from vidiff.lit.checkpoint import atomic_torch_save

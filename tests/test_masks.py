@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vidiff.masks import DEFAULT_TASKS, TASKS, FrameMask, FrameMaskSampler
+from vidiff.masks import DEFAULT_MASK_TASKS, MASK_TASKS, FrameMask, FrameMaskSampler
 
 
 def _draw(sampler: FrameMaskSampler, length: int, n: int, seed: int = 0) -> list[FrameMask]:
@@ -32,7 +32,7 @@ def test_masks_are_sorted_unique_in_range_with_a_latent_frame(spacing, length):
 
 
 def test_tasks_shape_the_split():
-    sampler = FrameMaskSampler(8, tasks={t: 1.0 for t in TASKS})
+    sampler = FrameMaskSampler(8, tasks={t: 1.0 for t in MASK_TASKS})
     seen = set()
     for mask in _draw(sampler, 200, 600):
         obs = mask.observed.tolist()
@@ -54,18 +54,18 @@ def test_tasks_shape_the_split():
             assert len(mask) <= 8 and int(mask.latent.sum()) >= 1
         else:
             assert 1 <= m <= 7
-    assert seen == set(TASKS)
+    assert seen == set(MASK_TASKS)
 
 
 def test_task_mix_frequencies_match_weights():
     weights = {"unconditional": 1.0, "prediction": 4.0, "interpolation": 2.0, "arbitrary": 3.0}
     sampler = FrameMaskSampler(6, tasks=weights)
     n = 4000
-    counts = {t: 0 for t in TASKS}
+    counts = {t: 0 for t in MASK_TASKS}
     for mask in _draw(sampler, 64, n):
         counts[mask.task] += 1
     total = sum(weights.values())
-    for task in TASKS:
+    for task in MASK_TASKS:
         p = weights.get(task, 0.0) / total
         tol = 4 * math.sqrt(p * (1 - p) / n) + 1e-9
         assert abs(counts[task] / n - p) <= tol, (task, counts[task] / n, p)
@@ -107,7 +107,7 @@ def test_every_position_is_reachable_by_log_uniform_sampling():
 
 
 def test_max_observed_and_min_latent_are_respected():
-    sampler = FrameMaskSampler(8, max_observed=3, min_latent=2, tasks={t: 1.0 for t in TASKS if t != "fdm"})
+    sampler = FrameMaskSampler(8, max_observed=3, min_latent=2, tasks={t: 1.0 for t in MASK_TASKS if t != "fdm"})
     for mask in _draw(sampler, 100, 400):
         assert int(mask.observed.sum()) <= 3
         assert int(mask.latent.sum()) >= 2
@@ -134,8 +134,8 @@ def test_same_generator_seed_same_masks():
 
 
 def test_default_tasks_are_valid_names():
-    assert set(DEFAULT_TASKS) <= set(TASKS)
-    assert FrameMaskSampler(4).tasks == {t: DEFAULT_TASKS.get(t, 0.0) for t in TASKS}
+    assert set(DEFAULT_MASK_TASKS) <= set(MASK_TASKS)
+    assert FrameMaskSampler(4).tasks == {t: DEFAULT_MASK_TASKS.get(t, 0.0) for t in MASK_TASKS}
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_lit_helpers import tiny_cli_args
+from lit_helpers import tiny_cli_args
 
 from vidiff.lit.cli import run_lightning_cli
 from vidiff.lit.progress import StepRichProgressBar, StepTQDMProgressBar

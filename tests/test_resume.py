@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
-from test_lit_helpers import tiny_cli_args
+from lit_helpers import tiny_cli_args
 
 from vidiff.lit.cli import run_lightning_cli
 

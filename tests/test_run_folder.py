@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_lit_helpers import TINY_CONFIG, tiny_cli_args
+from lit_helpers import TINY_CONFIG, tiny_cli_args
 
 from vidiff.io.lock import lock_folder
 from vidiff.lit.cli import run_lightning_cli

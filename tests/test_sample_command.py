@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_lit_helpers import random_sampling_checkpoint
+from lit_helpers import random_sampling_checkpoint
 
 from vidiff.commands import sample as cmd
 from vidiff.io import count_frames, write_video
@@ -166,7 +166,7 @@ def test_every_core_sampler_is_accepted_and_listed_in_the_help(sampler):
     from vidiff.diffusion import SAMPLERS
 
     args = _args("--ckpt", "unused.ckpt", "--out", "unused", "--length", 16, "--sampler", sampler)
-    assert cmd.check_arguments(args, SimpleNamespace(max_frames=8))[1] == 8
+    assert cmd.check_sample_options(args, SimpleNamespace(max_frames=8))[1] == 8
     for module in (cmd, txt2img, evaluate):
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)

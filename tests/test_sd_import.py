@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from vidiff.nn.autoencoder import AutoencoderKL
-from vidiff.sd import SD15, load_stable_diffusion, map_key, read_checkpoint, read_config
+from vidiff.io.checkpoint import read_state_dict
+from vidiff.sd import SD15, load_stable_diffusion, map_key, read_config
 from vidiff.sd.keys import ema_key
 
 unet_mod = pytest.importorskip("vidiff.nn.unet")
@@ -83,7 +84,7 @@ def test_tiny_checkpoint_every_key_maps(tmp_path, fmt):
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     else:
         torch.save({"state_dict": state, "global_step": 1}, path)  # the original nesting
-    assert read_checkpoint(path).keys() == state.keys()
+    assert read_state_dict(path).keys() == state.keys()
     sd = _load(path)
     _assert_same(sd.autoencoder, ae)
     _assert_same(sd.unet, unet)

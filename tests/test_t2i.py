@@ -1,4 +1,4 @@
-"""Text-to-image generation API (vidiff.generate.TextToImage) on tiny random latent and pixel models."""
+"""Text-to-image generation API (vidiff.pipelines.TextToImage) on tiny random latent and pixel models."""
 
 import pytest
 import torch

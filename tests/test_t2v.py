@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from vidiff.data import ShapesDataModule
-from vidiff.generate import InitFromImageModel, init_from_image_model, read_image_model
+from vidiff.lit.inflate import InitFromImageModel, init_from_image_model, read_image_model
 from vidiff.lit import VideoDiffusion
 from vidiff.nn.unet import is_temporal_name
 
@@ -20,7 +20,7 @@ IMAGE_NET = {"class_path": "vidiff.nn.unet.SpaceTimeUNet",
 VIDEO_NET = {"class_path": "vidiff.nn.unet.SpaceTimeUNet",
              "init_args": {**SPATIAL, "temporal": True, "observed_channel": True}}
 TEXT = {"class_path": "vidiff.nn.text.BuiltinTextEncoder", "init_args": TEXT_ARGS}
-FROZEN_TEXT = {"class_path": "vidiff.generate.text.FrozenBuiltinTextEncoder", "init_args": TEXT_ARGS}
+FROZEN_TEXT = {"class_path": "vidiff.nn.text.BuiltinTextEncoder", "init_args": {**TEXT_ARGS, "frozen": True}}
 COMMON = dict(image_size=16, schedule="cosine", prediction="v", ema_decay=0.9)
 
 
@@ -91,7 +91,7 @@ def test_temporal_only_training_keeps_spatial_weights(t2i, tmp_path):
 
 def test_inflation_errors(t2i, tmp_path):
     _, path = t2i
-    with pytest.raises(ValueError, match="text_encoder: train_only='temporal'.*FrozenBuiltinTextEncoder"):
+    with pytest.raises(ValueError, match="text_encoder: train_only='temporal'.*frozen: true"):
         init_from_image_model(_video_model(text_encoder=TEXT), path)
     init_from_image_model(_video_model(text_encoder=TEXT), path, train_only="all")  # trains everything
     with pytest.raises(ValueError, match="prediction='v'"):
@@ -128,3 +128,12 @@ def test_sample_prompt_with_the_inflated_model(t2i, tmp_path):
         assert videos[prompt].shape == (5, 3, 16, 16)
     diff = (videos["a red circle"] - videos["a blue square"]).abs()
     assert diff.mean() > 2e-3  # the prompt reaches the video net (identical inputs give identical files)
+
+
+def test_checkpoints_naming_the_old_frozen_encoder_class_still_build():
+    from vidiff.io.checkpoint import build_module
+
+    old = {"class_path": "vidiff.generate.text.FrozenBuiltinTextEncoder", "init_args": TEXT_ARGS}
+    enc = build_module(old, "text_encoder")
+    assert type(enc).__name__ == "BuiltinTextEncoder" and enc.frozen
+    assert not any(p.requires_grad for p in enc.parameters()) and not enc.train().training

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_lit_helpers import TINY_NET
+from lit_helpers import TINY_NET
 
 from vidiff.cli import main
 from vidiff.lit import VideoDiffusion, load_model

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 
 import torch
 
+from vidiff.arguments import check_int
+
 #: Task names accepted by :class:`FrameMaskSampler`, in a fixed order.
-TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
+MASK_TASKS: tuple[str, ...] = ("unconditional", "prediction", "past_prediction", "interpolation", "arbitrary", "fdm")
 
 #: The default task mixture (weights, normalised when sampling).
-DEFAULT_TASKS: dict[str, float] = {
+DEFAULT_MASK_TASKS: dict[str, float] = {
     "unconditional": 0.1,
     "prediction": 0.35,
     "past_prediction": 0.1,
@@ -41,7 +43,7 @@ DEFAULT_TASKS: dict[str, float] = {
 }
 
 #: Ways of choosing frame positions.
-SPACINGS: tuple[str, ...] = ("log_uniform", "uniform", "contiguous")
+FRAME_SPACINGS: tuple[str, ...] = ("log_uniform", "uniform", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class FrameMask:
     Attributes:
         frame_idx: LongTensor (n,), sorted, unique positions in ``[0, video_length)``.
         observed: BoolTensor (n,), True where the frame is given clean to the network.
-        task: the task that produced the split (one of :data:`TASKS`).
+        task: the task that produced the split (one of :data:`MASK_TASKS`).
     """
 
     frame_idx: torch.Tensor
@@ -100,8 +102,8 @@ class FrameMaskSampler:
 
     Args:
         max_frames: K, the most frames per sample (the network's frame budget); at least 2.
-        tasks: task name -> non-negative weight (see :data:`TASKS`); missing names get weight 0.
-            None uses :data:`DEFAULT_TASKS`. ``"fdm"`` is FDM's own ``sample_all_masks`` distribution
+        tasks: task name -> non-negative weight (see :data:`MASK_TASKS`); missing names get weight 0.
+            None uses :data:`DEFAULT_MASK_TASKS`. ``"fdm"`` is FDM's own ``sample_all_masks`` distribution
             (:meth:`fdm_mask`): it chooses frames and split together, ignores ``spacing`` and ``max_observed``,
             and often uses fewer than ``max_frames`` frames (the free slots are padding: ``valid`` False).
         max_observed: the most observed frames per sample (default ``max_frames - min_latent``).
@@ -130,8 +132,7 @@ class FrameMaskSampler:
         min_latent: int = 1,
         spacing: str | Mapping[str, float] = "log_uniform",
     ) -> None:
-        if not isinstance(max_frames, int) or max_frames < 2:
-            raise ValueError(f"max_frames: expected an integer >= 2, got {max_frames!r}")
+        check_int("max_frames", max_frames, 2)
         if not isinstance(min_latent, int) or not 1 <= min_latent <= max_frames:
             raise ValueError(
                 f"min_latent: expected an integer in [1, max_frames={max_frames}], got {min_latent!r}"
@@ -145,14 +146,14 @@ class FrameMaskSampler:
                 f" got {max_observed!r}"
             )
         if isinstance(spacing, Mapping):
-            spacing = _check_weights("spacing", spacing, SPACINGS, "spacing")
-        elif spacing not in SPACINGS:
-            raise ValueError(f"spacing: expected one of {list(SPACINGS)} or a mapping of them to weights, got {spacing!r}")
-        weights = _check_weights("tasks", DEFAULT_TASKS if tasks is None else tasks, TASKS, "task name")
-        if max_observed == 0 and any(weights.get(t, 0) > 0 for t in TASKS[1:]):
+            spacing = _check_weights("spacing", spacing, FRAME_SPACINGS, "spacing")
+        elif spacing not in FRAME_SPACINGS:
+            raise ValueError(f"spacing: expected one of {list(FRAME_SPACINGS)} or a mapping of them to weights, got {spacing!r}")
+        weights = _check_weights("tasks", DEFAULT_MASK_TASKS if tasks is None else tasks, MASK_TASKS, "task name")
+        if max_observed == 0 and any(weights.get(t, 0) > 0 for t in MASK_TASKS[1:]):
             raise ValueError(
                 "max_observed: 0 allows only the 'unconditional' task, but tasks gives positive weight to "
-                f"{[t for t in TASKS[1:] if weights.get(t, 0) > 0]}"
+                f"{[t for t in MASK_TASKS[1:] if weights.get(t, 0) > 0]}"
             )
         if weights.get("interpolation", 0) > 0 and (max_observed < 2 or max_frames < 2 + min_latent):
             raise ValueError(
@@ -160,7 +161,7 @@ class FrameMaskSampler:
                 f"max_frames={max_frames}, max_observed={max_observed}, min_latent={min_latent}"
             )
         self.max_frames = max_frames
-        self.tasks = {name: float(weights.get(name, 0.0)) for name in TASKS}
+        self.tasks = {name: float(weights.get(name, 0.0)) for name in MASK_TASKS}
         self.max_observed = max_observed
         self.min_latent = min_latent
         self.spacing = spacing
@@ -299,8 +300,7 @@ class FrameMaskSampler:
         Raises:
             ValueError: if ``video_length`` is below :meth:`min_length`.
         """
-        if not isinstance(video_length, int) or video_length < 1:
-            raise ValueError(f"video_length: expected a positive integer, got {video_length!r}")
+        check_int("video_length", video_length)
         n = min(self.max_frames, video_length)
         feasible = self.feasible_tasks(n)
         if not feasible:

@@ -211,7 +211,7 @@ def given_frames(args: argparse.Namespace, image_shape: tuple[int, int, int]) ->
     return video[None], idx
 
 
-def check_arguments(args: argparse.Namespace, model: Any) -> tuple[str, int]:
+def check_sample_options(args: argparse.Namespace, model: Any) -> tuple[str, int]:
     """Validate the plan and sampler options; returns ``(scheme, max_frames)``."""
     from vidiff.diffusion import check_sampler
 
@@ -268,11 +268,18 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     )
     from vidiff.io.atomic import sweep_temporaries
     from vidiff.commands.speed import speed_of
-    from vidiff.pipelines import SamplerSettings, VideoPipeline, accelerate
+    from vidiff.pipelines import (
+        GivenFrames,
+        ResumeOptions,
+        RunOptions,
+        SamplerSettings,
+        VideoPipeline,
+        accelerate,
+    )
 
     pipe = VideoPipeline(accelerate(load_model_option(args.ckpt, args.device), speed_of(args)))
     model = pipe.model
-    scheme, max_frames = check_arguments(args, model)
+    scheme, max_frames = check_sample_options(args, model)
     given, given_idx = given_frames(args, model.image_shape)
     n_given = len(given_idx)
     plan = plan_of(args, pipe, scheme, max_frames, given_idx)
@@ -280,7 +287,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     if not per_frame and not plan:
         raise ValueError("--observed/--keyframes: every frame is given; nothing to sample")
     try:
-        context, null = pipe.conditioning(args.prompt, args.negative_prompt, args.num_videos)
+        conditioning = pipe.conditioning(args.prompt, args.negative_prompt, args.num_videos)
     except ValueError as err:
         raise option_error(err, {"prompt": "--prompt", "negative_prompt": "--negative-prompt"}) from err
     if not per_frame and args.history_guidance_level is not None:
@@ -295,12 +302,12 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
         _keep_saved_state(out / "state", args.resume, args.overwrite)
         start = time.perf_counter()
-        resume = dict(state_dir=out / "state", resume=args.resume, stop_after_wave=args.stop_after_wave)
+        resume = ResumeOptions(out / "state", args.resume, args.stop_after_wave)
         videos = pipe.run(
-            plan, length=args.length, num_videos=args.num_videos, seed=args.seed, settings=settings, given=given,
-            given_indices=given_idx, context=context, null_context=null, max_frames=max_frames,
-            history_guidance_level=args.history_guidance_level, batch_budget=args.batch_budget,
-            progress=not args.no_progress, decode_chunk=args.decode_chunk, **resume,
+            plan, length=args.length, num_videos=args.num_videos, seed=args.seed, settings=settings,
+            given=None if given is None else GivenFrames(given, given_idx), conditioning=conditioning,
+            resume=resume, options=RunOptions(args.batch_budget, not args.no_progress, args.decode_chunk),
+            max_frames=max_frames, history_guidance_level=args.history_guidance_level,
         )
         if per_frame:
             facts = dict(stages=plan.steps, evaluations=plan.evaluations, levels_per_frame=len(plan.ladder) - 1)

@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vidiff.arguments import check_int
 from vidiff.masks import FrameMaskSampler
 
 from .sampling import EpochSampler
@@ -42,8 +43,8 @@ def seed_worker(worker_id: int) -> None:
 
 def _positive(**values: int | None) -> None:
     for name, value in values.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if value is not None:
+            check_int(name, value)
 
 
 class _VideoDataModule(pl.LightningDataModule):
@@ -52,8 +53,7 @@ class _VideoDataModule(pl.LightningDataModule):
     def __init__(self, batch_size: int, val_batch_size: int | None, num_workers: int, seed: int) -> None:
         super().__init__()
         _positive(batch_size=batch_size, val_batch_size=val_batch_size)
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers: expected an integer >= 0, got {num_workers!r}")
+        check_int("num_workers", num_workers, 0)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_batch_size = val_batch_size or batch_size
         self.train_dataset: Dataset | None = None
@@ -136,7 +136,7 @@ class ShapesDataModule(_VideoDataModule):
         image_size: frame side in pixels.
         length: frames per video from which training frames are drawn (T).
         max_frames: K, frames per sample.
-        tasks: mask task weights (see ``vidiff.masks.TASKS``); None: the defaults.
+        tasks: mask task weights (see ``vidiff.masks.MASK_TASKS``); None: the defaults.
         max_observed: most observed frames per sample (None: ``max_frames - 1``).
         spacing: how frames are chosen: "log_uniform", "uniform", "contiguous", or a mapping of them to weights
             (one drawn per sample, e.g. ``{contiguous: 0.5, log_uniform: 0.5}``).
@@ -172,8 +172,7 @@ class ShapesDataModule(_VideoDataModule):
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, seed)
         _positive(image_size=image_size, length=length, max_frames=max_frames, train_videos=train_videos)
-        if not isinstance(val_videos, int) or val_videos < 0:
-            raise ValueError(f"val_videos: expected an integer >= 0, got {val_videos!r}")
+        check_int("val_videos", val_videos, 0)
         if max_frames > length:
             raise ValueError(
                 f"max_frames: expected at most length={length} frames per sample, got {max_frames}"

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vidiff.arguments import check_int
 from vidiff.masks import FrameMaskSampler
 from vidiff.palette import PALETTE, SHAPES
 
@@ -122,8 +123,7 @@ class ShapesWorld(Dataset):
         sampler: FrameMaskSampler | None = None,
     ) -> None:
         for name, value in (("num_videos", num_videos), ("length", length), ("image_size", image_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_int(name, value)
         if not 1 <= min_objects <= max_objects <= len(COLOR_NAMES):
             raise ValueError(
                 f"min_objects, max_objects: expected 1 <= min_objects <= max_objects <= {len(COLOR_NAMES)} "
@@ -137,8 +137,7 @@ class ShapesWorld(Dataset):
         size = tuple(float(v) for v in size)
         if len(size) != 2 or not 0 < size[0] <= size[1] or 2 * size[1] > image_size:
             raise ValueError(f"size: expected (min, max) with 0 < min <= max <= image_size/2, got {size}")
-        if not isinstance(antialias, int) or antialias < 1:
-            raise ValueError(f"antialias: expected an integer >= 1 (1 = off), got {antialias!r}")
+        check_int("antialias", antialias, note=" (1 = off)")
         self.sampler = sampler if sampler is not None else FrameMaskSampler(8)
         if length < self.sampler.min_length():
             raise ValueError(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
+from vidiff.arguments import check_int
 from vidiff.io.errors import ConfigError, MissingInput
 from vidiff.masks import FrameMaskSampler
 
@@ -151,8 +152,7 @@ class VideoFolder(Dataset):
             ("frame_stride", frame_stride),
             ("min_frames", min_frames),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_int(name, value)
         if clip_length is not None and (not isinstance(clip_length, int) or clip_length < k):
             raise ValueError(
                 f"clip_length: expected None or an integer >= max_frames={k}, got {clip_length!r}"

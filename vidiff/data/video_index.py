@@ -6,8 +6,7 @@ video, corrupt, empty) are recorded with their error, so a corrupt file is not r
 retried once it changes). Files that cannot be read at all (``PermissionError`` and other ``OSError``: a
 transient state, e.g. until a ``chmod`` or a remount) are skipped for this start only and never cached, so they
 are retried at every start. ``rebuild=True`` (``VideoFolderDataModule(rebuild_index=True)``), or deleting the
-index file, recounts everything. The index is JSON, written atomically (temp file in the same folder, then
-``os.replace``).
+index file, recounts everything. The index is JSON, written atomically (:func:`vidiff.io.atomic.atomic_path`).
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from vidiff.io.atomic import atomic_path
 
 from .decode import DecodeError, count_frames
 
@@ -108,11 +108,8 @@ def _save(path: Path, root: Path, entries: list[IndexEntry]) -> None:
     kept = [asdict(e) for e in entries if not e.transient]
     data = {"version": INDEX_VERSION, "root": str(root.resolve()), "entries": kept}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1))
     except OSError as err:
         log.warning("could not write the video index %s (%s); it will be rebuilt next time", path, err)
 

@@ -31,7 +31,7 @@ from vidiff.diffusion.samplers import (
 from vidiff.diffusion.schedule import PREDICTIONS, SCHEDULE_KINDS, NoiseSchedule, rescale_zero_terminal_snr
 from vidiff.diffusion.spacing import (
     SIGMA_SPACINGS,
-    SPACINGS,
+    TIMESTEP_SPACINGS,
     make_sigma_levels,
     make_solver_timesteps,
     make_timesteps,
@@ -43,7 +43,7 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULE_KINDS",
     "SIGMA_SPACINGS",
-    "SPACINGS",
+    "TIMESTEP_SPACINGS",
     "THRESHOLDS",
     "NoiseSchedule",
     "SamplingHooks",

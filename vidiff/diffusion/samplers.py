@@ -19,7 +19,7 @@ import torch
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.diffusion.hooks import Callback, Generators, SamplingHooks, check_generator, denoise, randn_like
 from vidiff.diffusion.schedule import NoiseSchedule
-from vidiff.diffusion.spacing import SPACINGS, make_sigma_levels, make_solver_timesteps, make_timesteps
+from vidiff.diffusion.spacing import TIMESTEP_SPACINGS, make_sigma_levels, make_solver_timesteps, make_timesteps
 from vidiff.diffusion.utils import check_choice, check_same_shape
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_exponential", "unipc")
@@ -31,8 +31,8 @@ def check_sampler(sampler: str, spacing: str | None = None, *, option: str = "")
     (``option`` prefixes it, e.g. ``--`` for a command-line flag) and listing the valid names."""
     if sampler not in SAMPLERS:
         raise ValueError(f"{option}sampler: unknown sampler {sampler!r}; valid names: {', '.join(SAMPLERS)}")
-    if spacing is not None and spacing not in SPACINGS:
-        raise ValueError(f"{option}spacing: unknown spacing {spacing!r}; valid names: {', '.join(SPACINGS)}")
+    if spacing is not None and spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"{option}spacing: unknown spacing {spacing!r}; valid names: {', '.join(TIMESTEP_SPACINGS)}")
 
 
 def sampler_timesteps(
@@ -363,7 +363,7 @@ def sample(
     check_choice("sampler", sampler, SAMPLERS)
     if not (isinstance(noise, torch.Tensor) and noise.is_floating_point() and noise.ndim >= 1):
         raise ValueError(f"noise must be a floating-point tensor (b, ...); got {type(noise).__name__}")
-    check_choice("spacing", spacing, SPACINGS)
+    check_choice("spacing", spacing, TIMESTEP_SPACINGS)
     timesteps, levels = sampler_timesteps(schedule, sampler, steps, spacing, steps_offset)
     if eta != 0 and sampler != "ddim":
         raise ValueError(f"eta only applies to sampler='ddim'; got eta={eta!r} with sampler={sampler!r}")

@@ -25,7 +25,7 @@ from itertools import pairwise
 
 from vidiff.diffusion.utils import check_choice
 
-SPACINGS = ("leading", "trailing", "linspace")
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 SIGMA_SPACINGS = ("karras", "exponential")
 KARRAS_RHO = 7.0  # Karras et al. 2022, eq. 5
 
@@ -44,7 +44,7 @@ def make_timesteps(
     Returns:
         ``steps`` distinct ints in ``[0, T - 1]``, strictly decreasing.
     """
-    check_choice("spacing", spacing, SPACINGS)
+    check_choice("spacing", spacing, TIMESTEP_SPACINGS)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be an int in [1, num_timesteps={num_timesteps}]; got {steps!r}")
     if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
@@ -100,7 +100,7 @@ def make_solver_timesteps(
     Returns:
         ``steps`` distinct ints in ``[0, T - 1]``, strictly decreasing.
     """
-    check_choice("spacing", spacing, SPACINGS)
+    check_choice("spacing", spacing, TIMESTEP_SPACINGS)
     if spacing == "trailing":
         return make_timesteps(num_timesteps, steps, spacing, steps_offset)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_timesteps - 1:

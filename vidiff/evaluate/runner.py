@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vidiff.arguments import check_int
 from vidiff.evaluate.baselines import copy_last, extrapolate_centres, linear_blend, noise_frames
 from vidiff.evaluate.scoring import detect_many, score_centres, score_videos
 from vidiff.evaluate.tasks import TaskSpec, resolve_baselines, task_spec
@@ -33,7 +34,7 @@ class EvalConfig:
     """Settings of one evaluation (the options of `vidiff evaluate`).
 
     Attributes:
-        task: one of :data:`vidiff.evaluate.TASKS`.
+        task: one of :data:`vidiff.evaluate.EVAL_TASKS`.
         num_videos: ground-truth videos (and samples).
         scheme: long-video scheme (default per task, :data:`vidiff.evaluate.DEFAULT_SCHEMES`).
         sampler, steps, eta: diffusion sampler settings per stage.
@@ -80,13 +81,10 @@ def _check(cfg: EvalConfig, model: Any) -> int:
     from vidiff.diffusion import check_sampler
 
     for name in ("num_videos", "steps", "batch_budget"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_int(name, getattr(cfg, name))
     check_sampler(cfg.sampler)
     k = cfg.max_frames or (getattr(model, "max_frames", None) if model is not None else None) or 8
-    if not isinstance(k, int) or k < 2:
-        raise ValueError(f"max_frames: expected an integer >= 2, got {k!r}")
+    check_int("max_frames", k, 2)
     if model is not None and cfg.task == "text" and getattr(model, "text_encoder", None) is None:
         raise ValueError("task: 'text' needs a model with a text encoder (this checkpoint has none)")
     return k
@@ -94,7 +92,7 @@ def _check(cfg: EvalConfig, model: Any) -> int:
 
 def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, max_frames: int) -> torch.Tensor:
     """The model's videos for the task: the given ground-truth frames (and captions) in, ``(n, T, c, h, w)`` out."""
-    from vidiff.pipelines import SamplerSettings, VideoPipeline
+    from vidiff.pipelines import Conditioning, GivenFrames, RunOptions, SamplerSettings, VideoPipeline
 
     pipe = VideoPipeline(model)
     try:
@@ -102,17 +100,18 @@ def generate(model: Any, spec: TaskSpec, truth: GroundTruth, cfg: EvalConfig, ma
                            given=spec.given, steps=cfg.steps, spacing=cfg.spacing)
     except ValueError as err:
         raise ValueError(f"scheme: {spec.scheme!r} cannot run the {spec.task} task ({err})") from err
-    context = null = None
+    conditioning = Conditioning()
     if spec.uses_caption:
         with torch.no_grad():
-            context, null = model.text_encoder.encode(truth.captions), model.text_encoder.null_embedding(1)
+            text = model.text_encoder
+            conditioning = Conditioning(text.encode(truth.captions), text.null_embedding(1))
     settings = SamplerSettings(cfg.sampler, cfg.steps, cfg.eta, cfg.spacing, cfg.guidance,
                                history_guidance=cfg.history_guidance)
-    given = truth.videos[:, list(spec.given)] if spec.given else None
+    given = GivenFrames(truth.videos[:, list(spec.given)], list(spec.given)) if spec.given else None
     videos = pipe.run(
         stages, length=spec.length, num_videos=len(truth), seed=cfg.seed, settings=settings, given=given,
-        given_indices=list(spec.given), context=context, null_context=null, max_frames=max_frames,
-        batch_budget=cfg.batch_budget, progress=cfg.progress,
+        conditioning=conditioning, max_frames=max_frames,
+        options=RunOptions(batch_budget=cfg.batch_budget, progress=cfg.progress),
     )
     return videos.float().clamp(-1, 1).cpu()
 

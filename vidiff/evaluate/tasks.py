@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TASKS", "BASELINES", "TASK_BASELINES", "DEFAULT_SCHEMES", "TaskSpec", "task_spec", "resolve_baselines"]
+from vidiff.arguments import check_int
+
+__all__ = ["EVAL_TASKS", "BASELINES", "TASK_BASELINES", "DEFAULT_SCHEMES", "TaskSpec", "task_spec", "resolve_baselines"]
 
 #: Task names, in the order `vidiff evaluate --task` lists them.
-TASKS: tuple[str, ...] = ("unconditional", "prediction", "interpolation", "long", "text")
+EVAL_TASKS: tuple[str, ...] = ("unconditional", "prediction", "interpolation", "long", "text")
 
 #: Baseline names (see :mod:`vidiff.evaluate.baselines`).
 BASELINES: tuple[str, ...] = ("copy-last", "linear", "noise")
@@ -85,7 +87,7 @@ def task_spec(
     """The :class:`TaskSpec` of ``task`` for a model that sees ``max_frames`` (K) frames at once.
 
     Args:
-        task: one of :data:`TASKS`.
+        task: one of :data:`EVAL_TASKS`.
         max_frames: K of the model (the default length of unconditional and text videos).
         num_observed: given frames for prediction and long videos (with ``horizon``, sets the interpolation clip).
         horizon: frames predicted (prediction) or the clip length minus ``num_observed`` (interpolation).
@@ -96,13 +98,12 @@ def task_spec(
     Raises:
         ValueError: unknown task, non-positive sizes, or a length that leaves nothing to generate.
     """
-    if task not in TASKS:
-        raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(TASKS)}")
+    if task not in EVAL_TASKS:
+        raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(EVAL_TASKS)}")
     for name, value in (("max_frames", max_frames), ("num_observed", num_observed), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
-        raise ValueError(f"length: expected a positive integer, got {length!r}")
+        check_int(name, value)
+    if length is not None:
+        check_int("length", length)
     scheme = scheme or DEFAULT_SCHEMES[task]
     if task in ("prediction", "interpolation"):
         clip = num_observed + horizon
@@ -143,8 +144,8 @@ def resolve_baselines(task: str, names: list[str] | tuple[str, ...] | None) -> l
     Raises:
         ValueError: a name that is unknown or does not apply to ``task`` (the message lists the valid ones).
     """
-    if task not in TASKS:
-        raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(TASKS)}")
+    if task not in EVAL_TASKS:
+        raise ValueError(f"task: unknown task {task!r}; valid names: {', '.join(EVAL_TASKS)}")
     valid = TASK_BASELINES[task]
     out: list[str] = []
     for name in names or ():

@@ -6,11 +6,14 @@ anything is imported, every ``class_path`` in a checkpoint's hyperparameters out
 names, e.g. ``mylab.nets,other``) or passed to :func:`allow_modules`. YAML configs are the user's own and are not
 restricted.
 
-:func:`read_checkpoint` reads a Lightning checkpoint (``torch.load(weights_only=True)``) or a weights file written
-by ``vidiff export`` (safetensors: the (EMA) network and the settings as JSON metadata) into the Lightning layout;
+Every file of tensors is opened here: :func:`load_torch_file` (``torch.load(weights_only=True)``, unsafe or
+corrupt files as one line), :func:`read_state_dict` (a flat tensor dict: Stable Diffusion files, I3D weights)
+and :func:`read_checkpoint`, which reads a Lightning checkpoint or a weights file written by ``vidiff export``
+(safetensors: the (EMA) network and the settings as JSON metadata) into the Lightning layout.
 :func:`model_hparams` gives the constructor arguments that rebuild the model, :func:`sampling_state` the weights
-sampling uses. Every loader (``vidiff.pipelines.load_sampling_model``, ``vidiff.lit.load_model``, ``vidiff
-export``) goes through these; nothing here imports Lightning.
+sampling uses, and :func:`read_model` all of it checked once (:class:`StoredModel`): both rebuilds of a
+trained model start there, the sampling parts (``vidiff.pipelines.load_sampling_model``) and the
+LightningModule (``vidiff.lit.load_model``). Nothing here imports Lightning.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import importlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,14 @@ def split_spec(spec: Mapping[str, Any], argument: str) -> tuple[str, dict[str, A
     return spec["class_path"], {**dict(spec.get("init_args") or {}), **dict(spec.get("dict_kwargs") or {})}
 
 
+#: Classes that moved, by the ``class_path`` that checkpoints written before still hold: the new class path
+#: and the constructor arguments that give the old class.
+MOVED_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
+    "vidiff.generate.text.FrozenBuiltinTextEncoder": ("vidiff.nn.text.BuiltinTextEncoder", {"frozen": True}),
+    "vidiff.generate.FrozenBuiltinTextEncoder": ("vidiff.nn.text.BuiltinTextEncoder", {"frozen": True}),
+}
+
+
 def build_module(spec: nn.Module | Mapping[str, Any], argument: str, base: type = nn.Module) -> nn.Module:
     """``spec`` itself if it is a module, else ``Class(**init_args)`` from a ``{class_path, init_args}`` mapping.
 
@@ -111,6 +123,9 @@ def build_module(spec: nn.Module | Mapping[str, Any], argument: str, base: type 
             f"{argument}: expected a {base.__name__} or a {{class_path, init_args}} mapping, got {spec!r}"
         )
     class_path, init_args = split_spec(spec, argument)
+    if class_path in MOVED_CLASSES:
+        class_path, fixed = MOVED_CLASSES[class_path]
+        init_args = {**init_args, **fixed}
     cls = import_class(class_path, argument)
     if not (isinstance(cls, type) and issubclass(cls, base)):
         msg = f"{argument}.class_path: expected a subclass of {base.__name__}, got {class_path!r}"
@@ -129,6 +144,41 @@ def is_weights_file(path: str | os.PathLike) -> bool:
     return str(path).endswith(".safetensors")
 
 
+def load_torch_file(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, no code runs.
+
+    Raises:
+        vidiff.io.errors.FileFault: an unsafe pickle (it names Python objects to import) or a corrupt file.
+    """
+    with reading(path):
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+
+
+def read_state_dict(path: str | os.PathLike, argument: str = "path") -> dict[str, torch.Tensor]:
+    """The flat tensor dict of a ``.safetensors`` file or a ``.ckpt`` / ``.pt`` (``state_dict`` nesting
+    undone).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds something other than a dict of tensors (errors name ``argument``).
+        vidiff.io.errors.FileFault: an unsafe or corrupt file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{argument}: no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        with reading(path):
+            return load_file(str(path))
+    ckpt = load_torch_file(path)
+    while isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+        ckpt = ckpt["state_dict"]
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ValueError(f"{argument}: expected a state dict of tensors in {path}, got {type(ckpt).__name__}")
+    return ckpt
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A Lightning checkpoint or a vidiff weights file as ``{"state_dict", "hyper_parameters",
     "datamodule_hyper_parameters", "global_step"}`` (weights files: EMA already applied, ``ema_decay`` None).
@@ -142,8 +192,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
     if not is_weights_file(path):
-        with reading(path):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path)
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -177,6 +226,65 @@ def model_hparams(ckpt: Any, path: str | os.PathLike, argument: str = "ckpt_path
         hparams.pop(key, None)
     check_checkpoint_classes(hparams, f"checkpoint {path}")
     return hparams
+
+
+@dataclass
+class StoredModel:
+    """A trained model as a file stores it, read and checked by :func:`read_model`.
+
+    Attributes:
+        checkpoint: the file in the Lightning layout (:func:`read_checkpoint`).
+        hparams: the constructor arguments (overrides applied; training-only ones and ``_class_path`` left
+            out).
+        class_path: the ``VideoDiffusion`` (sub)class that wrote it, or None.
+        has_ema: the file holds EMA weights (``ema.*``).
+    """
+
+    checkpoint: dict[str, Any]
+    hparams: dict[str, Any]
+    class_path: str | None
+    has_ema: bool
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        return self.checkpoint["state_dict"]
+
+    def check_ema(self, use_ema: bool) -> None:
+        """Refuse to sample a model trained with EMA from its raw weights when ``use_ema`` asks for the
+        averaged ones and the file holds none.
+
+        Raises:
+            RuntimeError: ``use_ema`` but no ``ema.*`` weights for a model with ``ema_decay``.
+        """
+        decay = self.hparams.get("ema_decay", 0.999)
+        if use_ema and decay is not None and not self.has_ema:
+            raise RuntimeError(
+                f"checkpoint: has no EMA state (no 'ema.*' weights) but the model has ema_decay={decay}; "
+                "refusing to fall back silently to the raw weights. Load it with use_ema=False if it was "
+                "trained without EMA."
+            )
+
+
+def read_model(
+    path: str | os.PathLike, *, overrides: Mapping[str, Any] | None = None, argument: str = "ckpt_path"
+) -> StoredModel:
+    """Read a checkpoint or weights file of a ``VideoDiffusion`` and check what rebuilding it needs.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a class outside the allow-list, or no ``net`` config (errors name ``argument``).
+    """
+    ckpt = read_checkpoint(path)
+    hparams = model_hparams(ckpt, path, argument)  # every class it names checked before anything is imported
+    class_path = hparams.pop("_class_path", None)
+    hparams.update(overrides or {})
+    if "net" not in hparams:
+        raise ValueError(
+            f"{argument}: {path} stores no 'net' config in its hyper_parameters (the net was passed as an "
+            "object without .config); pass net=... as an override"
+        )
+    has_ema = any(key.startswith("ema.") for key in ckpt["state_dict"])
+    return StoredModel(ckpt, hparams, class_path, has_ema)
 
 
 def sampling_state(state: Mapping[str, torch.Tensor], use_ema: bool = True) -> dict[str, torch.Tensor]:

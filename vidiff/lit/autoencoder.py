@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from vidiff.arguments import check_int
 from vidiff.nn.autoencoder import AutoencoderKL
 
 __all__ = ["AutoencoderModule", "frames_of", "psnr"]
@@ -75,8 +76,8 @@ class AutoencoderModule(pl.LightningModule):
             raise ValueError(f"reconstruction: expected one of {list(RECONSTRUCTION)}, got {reconstruction!r}")
         if kl_weight < 0 or lr <= 0:
             raise ValueError(f"kl_weight, lr: expected kl_weight >= 0 and lr > 0, got {kl_weight}, {lr}")
-        if max_frames_per_step is not None and max_frames_per_step < 1:
-            raise ValueError(f"max_frames_per_step: expected a positive integer or None, got {max_frames_per_step}")
+        if max_frames_per_step is not None:
+            check_int("max_frames_per_step", max_frames_per_step, note=" or None")
         self.save_hyperparameters(ignore=["autoencoder"])
         if autoencoder is None:
             autoencoder = AutoencoderKL(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4, norm_groups=8)

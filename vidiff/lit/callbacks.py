@@ -27,6 +27,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from vidiff.arguments import check_int
+
 log = logging.getLogger(__name__)
 
 
@@ -204,8 +206,7 @@ class SampleVideos(Callback):
             ("num_videos", num_videos),
             ("steps", steps),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"samples.{name}: expected a positive integer, got {value!r}")
+            check_int(f"samples.{name}", value)
         self.every_n_validations, self.num_videos = every_n_validations, num_videos
         self.sampler, self.steps, self.guidance_scale = sampler, steps, guidance_scale
         self.fps, self.seed, self.folder = fps, seed, folder
@@ -325,8 +326,7 @@ class ContextUse(Callback):
     """
 
     def __init__(self, levels: list[float] | None = None, num_clips: int = 8, seed: int = 0) -> None:
-        if not isinstance(num_clips, int) or num_clips < 2:
-            raise ValueError(f"context_use.num_clips: expected an integer >= 2, got {num_clips!r}")
+        check_int("context_use.num_clips", num_clips, 2)
         from vidiff.metrics.context import DEFAULT_LEVELS, level_timestep
 
         self.levels = list(DEFAULT_LEVELS if levels is None else levels)

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from jsonargparse import ArgumentError
 
-from vidiff.io.errors import ConfigError, UserError, debug_enabled, reading
+from vidiff.io.checkpoint import load_torch_file
+from vidiff.io.errors import ConfigError, UserError, debug_enabled
 from vidiff.lit.config_errors import config_problems, summarize_instantiation_error, summarize_parse_error
 from vidiff.lit.callbacks import ContextUse, LossSummary, PredictVideos, ResumeState, SampleVideos
 from vidiff.lit.progress import step_progress_bar
@@ -131,8 +131,7 @@ class VidiffCLI(LightningCLI):
                 f"`--ckpt_path last` to continue the run in {root}"
             )
         if ckpt_path and "://" not in str(ckpt_path) and Path(ckpt_path).is_file():
-            with reading(ckpt_path):
-                torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+            load_torch_file(ckpt_path, mmap=True)
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vidiff.io.checkpoint import import_class, model_hparams, read_checkpoint
+from vidiff.io.checkpoint import import_class, read_model
 from vidiff.lit.video_diffusion import VideoDiffusion
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ def load_model(
     """Rebuild a :class:`VideoDiffusion` from a checkpoint's hyperparameters and load its weights.
 
     The file is a Lightning checkpoint, read with ``torch.load(weights_only=True)``, or a weights file written by
-    ``vidiff export`` (``.safetensors``, :mod:`vidiff.io.checkpoint`); no code from the file runs, and the classes
+    ``vidiff export`` (``.safetensors``), read and checked by :func:`vidiff.io.checkpoint.read_model` as for
+    :func:`vidiff.pipelines.load_sampling_model`; no code from the file runs, and the classes
     its hyperparameters name must come from ``vidiff``, ``torch`` or ``$VIDIFF_ALLOWED_MODULES`` (checked before
     anything is imported; :func:`vidiff.io.checkpoint.check_checkpoint_classes`). The model comes back in
     eval mode, without gradients, with the EMA weights copied into ``.net`` (and a trained text encoder), so
@@ -50,31 +51,23 @@ def load_model(
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint file at {str(path)!r}")
-    ckpt = read_checkpoint(path)
-    hparams = model_hparams(ckpt, path)  # every class it names checked before anything is imported
+    stored = read_model(path, overrides=overrides)  # as pipelines.load_sampling_model
+    hparams, class_path = stored.hparams, stored.class_path
     cls: type = VideoDiffusion
-    class_path = hparams.pop("_class_path", None)
     if class_path is not None:
         cls = import_class(class_path, "checkpoint model")
         if not (isinstance(cls, type) and issubclass(cls, VideoDiffusion)):
             raise ValueError(f"ckpt_path: {path} holds a {class_path}, not a vidiff VideoDiffusion")
-    hparams.update(overrides)
-    if "net" not in hparams:
-        raise ValueError(
-            f"ckpt_path: {path} stores no 'net' config in its hyper_parameters (the net was passed as an object "
-            "without .config); pass net=... to load_model"
-        )
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in hparams if k not in accepted)
     if unknown:
         log.warning("checkpoint %s: ignoring unknown hyperparameters %s", path, unknown)
     model = cls(**{k: v for k, v in hparams.items() if k in accepted})
+    stored.check_ema(use_ema)
+    state = stored.state
     if not use_ema:
         model.ema = None
-        state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("ema.")}
-    else:
-        model.on_load_checkpoint(ckpt)  # refuses a checkpoint without EMA state
-        state = ckpt["state_dict"]
+        state = {k: v for k, v in state.items() if not k.startswith("ema.")}
     model.load_state_dict(state, strict=True)
     if model.ema is not None:
         model.ema.copy_to(model._trained())

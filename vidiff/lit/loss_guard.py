@@ -19,6 +19,8 @@ import math
 import statistics
 from collections import deque
 
+from vidiff.arguments import check_int
+
 SPIKE_WINDOW = 100
 SPIKE_MIN_HISTORY = 20
 
@@ -32,10 +34,7 @@ class LossGuard:
     """
 
     def __init__(self, max_consecutive_skips: int = 20, spike_factor: float | None = None) -> None:
-        if isinstance(max_consecutive_skips, bool) or not isinstance(max_consecutive_skips, int):
-            raise ValueError(f"max_consecutive_skips: expected a positive integer, got {max_consecutive_skips!r}")
-        if max_consecutive_skips < 1:
-            raise ValueError(f"max_consecutive_skips: expected a positive integer, got {max_consecutive_skips!r}")
+        check_int("max_consecutive_skips", max_consecutive_skips)
         if spike_factor is not None and not (math.isfinite(spike_factor) and spike_factor > 1):
             raise ValueError(f"loss_spike_factor: expected a number > 1 or null, got {spike_factor!r}")
         self.max_consecutive_skips, self.spike_factor = max_consecutive_skips, spike_factor

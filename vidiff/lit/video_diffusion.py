@@ -22,6 +22,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from vidiff.arguments import check_int
 from vidiff.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from vidiff.diffusion.timesteps import TIMESTEP_SAMPLING, draw_timesteps
 from vidiff.lit.ema import EMA
@@ -31,17 +32,11 @@ from vidiff.lit.parts import build_callable, eval_mode, is_plain, module_spec
 from vidiff.metrics.context import DEFAULT_LEVELS, context_use, prediction_mask
 from vidiff.nn.text import TextEncoder
 from vidiff.nn.unet import SpaceTimeUNet
-from vidiff.pipelines import DEFAULT_SPACING, SamplerSettings, VideoModel, fill_frames
+from vidiff.pipelines import DEFAULT_SPACING, Conditioning, SamplerSettings, VideoModel, fill_frames
 
 log = logging.getLogger(__name__)
 
 NONFINITE_POLICIES = ("error", "skip")
-
-
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def _frames(mask: torch.Tensor) -> torch.Tensor:
@@ -124,9 +119,9 @@ class VideoDiffusion(pl.LightningModule):
             warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
             self.save_hyperparameters()
         self._plain_hparams(net, text_encoder)
-        self.image_size = _positive("image_size", image_size)
-        self.channels = _positive("channels", channels)
-        self.max_frames = _positive("max_frames", max_frames)
+        self.image_size = check_int("image_size", image_size)
+        self.channels = check_int("channels", channels)
+        self.max_frames = check_int("max_frames", max_frames)
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction: expected one of {list(PREDICTIONS)}, got {prediction!r}")
         if on_nonfinite not in NONFINITE_POLICIES:
@@ -151,7 +146,7 @@ class VideoDiffusion(pl.LightningModule):
             raise ValueError(f"history_drop: expected a probability in [0, 1], got {history_drop}")
         self.history_drop = float(history_drop)
         self.schedule = NoiseSchedule(
-            schedule, _positive("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
+            schedule, check_int("num_timesteps", num_timesteps), zero_terminal_snr=zero_terminal_snr
         )
         self.prediction, self.min_snr_gamma, self.cond_drop_prob = prediction, min_snr_gamma, cond_drop_prob
         self.on_nonfinite, self.val_seed = on_nonfinite, val_seed
@@ -465,5 +460,5 @@ class VideoDiffusion(pl.LightningModule):
             ctx = self.context(batch.get("caption"), video.shape[0], text=text)
             null = None if text is None else text.null_embedding(1)
             settings = SamplerSettings(sampler, steps, eta, spacing, guidance_scale)
-            return fill_frames(model, video, frame_idx, observed, valid, seed=seed, settings=settings, context=ctx,
-                               null_context=null, batch_budget=video.shape[0])
+            return fill_frames(model, video, frame_idx, observed, valid, seed=seed, settings=settings,
+                               conditioning=Conditioning(ctx, null), batch_budget=video.shape[0])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vidiff.arguments import check_int
+
 __all__ = [
     "frechet_distance",
     "frechet_distance_from_stats",
@@ -131,8 +133,7 @@ def polynomial_kernel(
     Returns:
         ``(n, m)`` kernel matrix.
     """
-    if not isinstance(degree, int) or degree < 1:
-        raise ValueError(f"degree: expected a positive integer, got {degree!r}")
+    check_int("degree", degree)
     g = 1.0 / x.shape[1] if gamma is None else gamma
     base = g * (x @ y.T) + coef0
     out = base

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from einops import reduce
 from torch import nn
 
-from vidiff.io.errors import reading
+from vidiff.io.checkpoint import read_state_dict
 
 __all__ = ["ENDPOINTS", "MIN_FRAMES", "MIN_SIZE", "InceptionI3d", "load_i3d"]
 
@@ -186,20 +186,6 @@ class InceptionI3d(nn.Module):
         return reduce(self.logits(self._trunk(x)), "b k t h w -> b k", "mean")
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    with reading(path):  # unsafe or corrupt files: one line (vidiff evaluate --i3d)
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise TypeError(f"path: expected a state dict (name -> tensor) in {path}, got {type(state).__name__}")
-    return state
-
-
 def load_i3d(path: str | Path, *, num_classes: int = 400, device: str | torch.device = "cpu") -> InceptionI3d:
     """Build :class:`InceptionI3d` and load its weights from a local file (nothing is downloaded).
 
@@ -226,7 +212,7 @@ def load_i3d(path: str | Path, *, num_classes: int = 400, device: str | torch.de
             f"path: I3D weights file {str(path)!r} not found; convert the Kinetics-400 I3D checkpoint to the "
             "layout in docs/metrics.md and pass its local path (vidiff never downloads weights)"
         )
-    state = _read_state_dict(path)
+    state = read_state_dict(path)  # unsafe or corrupt files: one line (vidiff evaluate --i3d)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     net = InceptionI3d(num_classes=num_classes)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidiff.arguments import check_int
+from vidiff.io.atomic import atomic_path
+from vidiff.io.checkpoint import load_torch_file
 from vidiff.io.errors import reading, writing
 
 __all__ = ["AutoencoderKL", "DiagonalGaussian", "load_autoencoder", "save_autoencoder"]
@@ -297,8 +299,7 @@ class AutoencoderKL(nn.Module):
             raise ValueError(f"ch_mult: expected at least one level, got {list(ch_mult)}")
         for name, value in (("in_channels", in_channels), ("ch", ch), ("num_res_blocks", num_res_blocks),
                             ("z_channels", z_channels), ("norm_groups", norm_groups)):
-            if value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value}")
+            check_int(name, value)
         bad = [lvl for lvl in attn_levels if not 0 <= lvl < len(ch_mult)]
         if bad:
             raise ValueError(f"attn_levels: expected level indices in [0, {len(ch_mult)}), got {list(attn_levels)}")
@@ -414,8 +415,7 @@ class AutoencoderKL(nn.Module):
 
 
 def _check_chunk(chunk_size: int) -> None:
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    check_int("chunk_size", chunk_size)
 
 
 #: Metadata key of the autoencoder config (JSON) in files written by :func:`save_autoencoder`.
@@ -434,15 +434,8 @@ def save_autoencoder(model: AutoencoderKL, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with writing(path):
-            save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(model.config)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with writing(path), atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config)})
     return path
 
 
@@ -468,8 +461,7 @@ def load_autoencoder(path: str | os.PathLike, map_location: str | torch.device =
             raise ValueError(f"path: {path} has no '{CONFIG_KEY}' metadata (not written by save_autoencoder)")
         config = json.loads(meta[CONFIG_KEY])
     else:
-        with reading(path):
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = load_torch_file(path, map_location)
         if not isinstance(ckpt, dict) or "autoencoder_config" not in ckpt or "state_dict" not in ckpt:
             raise ValueError(
                 f"path: {path} is not an autoencoder training checkpoint "

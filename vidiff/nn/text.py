@@ -80,6 +80,11 @@ class BuiltinTextEncoder(TextEncoder):
         heads: attention heads (must divide ``dim``).
         max_length: context length including the ``<bos>`` token.
         dropout: dropout inside the transformer.
+        frozen: ``requires_grad=False`` and always in eval mode: the text encoder of a video model inflated
+            from a text-to-image one whose temporal layers alone train (``InitFromImageModel(train_only=
+            "temporal")``; the weights come from the image checkpoint). Declared in the config rather than
+            frozen at fit time, so the module tree is the same at training and inference, and a frozen encoder
+            is not averaged by EMA (checkpoints hold its weights once, under ``text_encoder.*``).
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class BuiltinTextEncoder(TextEncoder):
         heads: int = 4,
         max_length: int = 16,
         dropout: float = 0.0,
+        frozen: bool = False,
     ):
         super().__init__()
         if dim < 1 or heads < 1 or dim % heads:
@@ -100,7 +106,7 @@ class BuiltinTextEncoder(TextEncoder):
         self.dim, self.max_length = dim, max_length
         # constructor arguments, so a checkpoint can rebuild an encoder that was passed as an object
         self.config = {"vocab": None if vocab is None else list(vocab), "dim": dim, "depth": depth,
-                       "heads": heads, "max_length": max_length, "dropout": dropout}
+                       "heads": heads, "max_length": max_length, "dropout": dropout, "frozen": frozen}
         self.token_embedding = nn.Embedding(len(self.tokenizer), dim, padding_idx=WordTokenizer.pad_id)
         self.position_embedding = nn.Parameter(torch.randn(max_length, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -110,6 +116,14 @@ class BuiltinTextEncoder(TextEncoder):
         self.final_norm = nn.LayerNorm(dim)
         self.null = nn.Parameter(torch.zeros(max_length, dim))
         nn.init.normal_(self.token_embedding.weight, std=0.02)
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> BuiltinTextEncoder:
+        """As :meth:`torch.nn.Module.train`; a frozen encoder stays in eval mode (no dropout)."""
+        return super().train(mode and not self.frozen)
 
     def encode_with_mask(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
         ids, mask = self.tokenizer(prompts)

@@ -18,10 +18,11 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vidiff.arguments import check_int
 from vidiff.nn.attention import BACKENDS
 from vidiff.nn.blocks import Downsample, ResBlock, Upsample, normalization, zero_module
 from vidiff.nn.embeddings import relative_frame_features, timestep_embedding
-from vidiff.nn.shapes import check_inputs
+from vidiff.nn.checks import check_inputs
 from vidiff.nn.neighbours import nearest_observed, neighbour_channels
 from vidiff.nn.transformer import AttentionOptions, SpatialTransformer, TemporalAttention
 
@@ -149,9 +150,7 @@ class SpaceTimeUNet(nn.Module):
             raise ValueError(f"num_heads must be >= 1 when num_head_channels == -1, got {num_heads}")
         if not channel_mult:
             raise ValueError("channel_mult must name at least one level, got an empty sequence")
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-            raise ValueError(f"patch_size: expected an integer >= 1 (1 = off), got {patch_size!r}")
-        self.patch_size = patch_size
+        self.patch_size = check_int("patch_size", patch_size, note=" (1 = off)")
         area = patch_size * patch_size
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
         self.model_channels, self.context_dim = model_channels, context_dim
@@ -203,9 +202,7 @@ class SpaceTimeUNet(nn.Module):
         self.observed_in = (
             zero_module(nn.Conv2d(1, model_channels, 3, padding=1, bias=False)) if observed_channel else None
         )
-        if not isinstance(nearest_observed, int) or nearest_observed < 0:
-            raise ValueError(f"nearest_observed: expected an integer >= 0, got {nearest_observed!r}")
-        self.nearest_observed = nearest_observed
+        self.nearest_observed = check_int("nearest_observed", nearest_observed, 0)
         self.neighbours_in = (
             zero_module(
                 nn.Conv2d(neighbour_channels(in_channels, nearest_observed) * area, model_channels, 3, padding=1)

@@ -3,6 +3,8 @@ during ``vidiff fit``, Python) down to the diffusion core and the network. Pure 
 
 - :mod:`~vidiff.pipelines.model`: :class:`VideoModel`, the parts of a trained model that sampling uses;
 - :mod:`~vidiff.pipelines.load`: :func:`load_sampling_model`, a checkpoint or weights file -> :class:`VideoModel`;
+- :mod:`~vidiff.pipelines.inputs`: :class:`GivenFrames`, :class:`Conditioning`, :class:`ResumeOptions`,
+  :class:`RunOptions`, the inputs of a generation call;
 - :mod:`~vidiff.pipelines.denoiser`: :func:`conditioned_denoiser`, the one network-to-sampler wrapper (frames,
   classifier-free, reconstruction and history guidance);
 - :mod:`~vidiff.pipelines.stages` / :mod:`~vidiff.pipelines.long_video`: the stage executor and whole plans
@@ -14,19 +16,23 @@ during ``vidiff fit``, Python) down to the diffusion core and the network. Pure 
 """
 
 from vidiff.pipelines.denoiser import conditioned_denoiser
+from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
 from vidiff.pipelines.level_video import run_level_plan, sample_level_videos
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.long_video import Interrupted, fill_frames, sample_long_videos
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.speed import Speed, accelerate
 from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings, StageRunner
-from vidiff.pipelines.t2i import Conditioning, TextToImage
+from vidiff.pipelines.t2i import TextToImage
 from vidiff.pipelines.video import VideoPipeline, load, make_plan
 
 __all__ = [
     "DEFAULT_SPACING",
     "Conditioning",
+    "GivenFrames",
     "Interrupted",
+    "ResumeOptions",
+    "RunOptions",
     "SamplerSettings",
     "Speed",
     "StageRunner",

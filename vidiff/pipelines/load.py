@@ -1,10 +1,11 @@
 """Loading a trained model for sampling, without Lightning: a checkpoint or weights file -> :class:`VideoModel`.
 
-The file is read by :func:`vidiff.io.checkpoint.read_checkpoint` (``torch.load(weights_only=True)`` or
-safetensors: no code from the file runs), the classes its hyperparameters name are checked against the allow-list
-before anything is imported, and the parts a :class:`vidiff.lit.VideoDiffusion` holds are rebuilt from them: the
-net, the noise schedule, the frozen autoencoder and the text encoder, with the EMA weights (the ones sampling
-uses) in the net and a trained text encoder. Errors name the Python argument (``ckpt: ...``); the CLI rewords
+The file is read and checked by :func:`vidiff.io.checkpoint.read_model`, as for ``vidiff.lit.load_model``
+(``torch.load(weights_only=True)`` or safetensors: no code from the file runs; the classes its hyperparameters
+name are checked against the allow-list before anything is imported), and the parts a
+:class:`vidiff.lit.VideoDiffusion` holds are rebuilt from them: the net, the noise schedule, the frozen
+autoencoder and the text encoder, with the EMA weights (the ones sampling uses) in the net and a trained text
+encoder. Errors name the Python argument (``ckpt: ...``); the CLI rewords
 them to its option.
 """
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from vidiff.diffusion import PREDICTIONS, NoiseSchedule
-from vidiff.io.checkpoint import build_module, model_hparams, read_checkpoint, sampling_state
+from vidiff.io.checkpoint import build_module, read_model, sampling_state
 from vidiff.io.errors import FileFault
 from vidiff.pipelines.model import VideoModel
 
@@ -73,23 +74,12 @@ def load_sampling_model(
 def _build(path: Path, use_ema: bool, overrides: dict[str, Any]) -> VideoModel:
     from vidiff.nn.text import TextEncoder
 
-    ckpt = read_checkpoint(path)
-    hparams = model_hparams(ckpt, path)
-    hparams.pop("_class_path", None)  # a VideoDiffusion (sub)class: sampling uses the parts below only
-    hparams.update(overrides)
-    if "net" not in hparams:
-        raise ValueError(f"ckpt_path: {path} stores no 'net' config in its hyper_parameters")
+    stored = read_model(path, overrides=overrides)  # the VideoDiffusion (sub)class is not needed
+    hparams = stored.hparams
     prediction = hparams.get("prediction", "eps")
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction: expected one of {list(PREDICTIONS)}, got {prediction!r}")
-    state = ckpt["state_dict"]
-    has_ema = any(key.startswith("ema.") for key in state)
-    if use_ema and hparams.get("ema_decay", 0.999) is not None and not has_ema:
-        raise RuntimeError(
-            "checkpoint: has no EMA state (no 'ema.*' weights) but the model has ema_decay="
-            f"{hparams.get('ema_decay', 0.999)}; refusing to fall back silently to the raw weights. Load it with "
-            "use_ema=False if it was trained without EMA."
-        )
+    stored.check_ema(use_ema)
     channels, size = int(hparams.get("channels", 3)), int(hparams.get("image_size", 32))
     parts: dict[str, nn.Module | None] = {
         "net": build_module(hparams["net"], "net"),
@@ -98,7 +88,7 @@ def _build(path: Path, use_ema: bool, overrides: dict[str, Any]) -> VideoModel:
         "autoencoder": None if hparams.get("autoencoder_ckpt") is None
         else frozen_autoencoder(hparams["autoencoder_ckpt"], channels),
     }
-    weights = sampling_state(state, use_ema and has_ema)
+    weights = sampling_state(stored.state, use_ema and stored.has_ema)
     unknown = sorted({key.split(".")[0] for key in weights} - {p for p, m in parts.items() if m is not None})
     if unknown:
         raise ValueError(f"ckpt_path: {path} holds weights of parts {unknown} that a vidiff video model lacks")

@@ -7,13 +7,15 @@ atomically (``state.safetensors`` + a readable ``state.json``), so an interrupte
     model = load_sampling_model("last.ckpt")
     stages = vidiff.schemes.plan("hierarchy-2", length=300, max_frames=20, step_size=None)
     videos = sample_long_videos(model, stages, length=300, num_videos=4, seed=0)   # (4, 300, c, h, w)
+
+Its inputs are the dataclasses of :mod:`vidiff.pipelines.inputs` (given frames, conditioning, resume
+options, run options); every argument after the plan is keyword-only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +24,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from vidiff.arguments import check_int
 from vidiff.io.atomic import atomic_path, write_json_atomic
 from vidiff.io.errors import reading, writing
+from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.stages import Item, SamplerSettings, StageRunner, group_items
 
@@ -103,24 +107,18 @@ def _digest(t: torch.Tensor | None) -> str | None:
 def sample_long_videos(
     model: VideoModel,
     stages: Sequence[Any],
-    length: int,
     *,
+    length: int,
     num_videos: int = 1,
     seed: int = 0,
     settings: SamplerSettings | None = None,
-    given: torch.Tensor | None = None,
-    given_idx: Sequence[int] = (),
-    context: torch.Tensor | None = None,
-    null_context: torch.Tensor | None = None,
-    batch_budget: int = 8,
-    state_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    stop_after_wave: int | None = None,
+    given: GivenFrames | None = None,
+    conditioning: Conditioning | None = None,
+    resume: ResumeOptions | None = None,
+    options: RunOptions | None = None,
     max_frames: int | None = None,
     sample_fn: Callable[..., torch.Tensor] | None = None,
     decode: bool = True,
-    decode_chunk: int = 16,
 ) -> torch.Tensor:
     """Run a plan for ``num_videos`` videos of ``length`` frames.
 
@@ -131,70 +129,42 @@ def sample_long_videos(
         num_videos: n.
         seed: the run's seed; item (video v, stage s) draws its noise from a generator seeded by (seed, v, s).
         settings: sampler settings (default DDIM, 50 steps).
-        given: ``(n or 1, g, c, h, w)`` frames in model space supplied by the user, or None.
-        given_idx: their g positions in the video.
-        context: ``(n, L, d)`` text conditioning, or None.
-        null_context: ``(1 or n, L, d)`` unconditional embedding for classifier-free guidance, or None.
-        batch_budget: at most this many stage x video items per forward pass (1 = sequential).
-        state_dir: folder for ``state.safetensors`` / ``state.json`` (saved after every wave), or None.
-        resume: continue from ``state_dir``'s state when it exists (same settings required).
-        progress: show a tqdm bar over the plan's denoiser evaluations.
-        stop_after_wave: raise :class:`Interrupted` after saving this wave (to test resuming).
+        given: frames in model space supplied by the user, or None.
+        conditioning: ``(n, L, d)`` text context and ``(1 or n, L, d)`` uncond for guidance, or None.
+        resume: where to save the state after every wave, and whether to continue it (default: not saved).
+        options: batch budget, progress bar, decoder chunk (default :class:`RunOptions`).
         max_frames: K, the most frames a stage may hold (adaptive stages fill up to it); default the
             model's ``max_frames``, else the largest stage of the plan.
         sample_fn: sampler entry point (default :func:`vidiff.diffusion.sample`).
         decode: decode latents with the model's autoencoder at the end.
-        decode_chunk: frames per decoder call.
 
     Returns:
         ``(n, T, c, h, w)`` videos: pixels in [-1, 1] (or model-space latents with ``decode=False``).
     """
     from vidiff.schemes.stage import batches, check_plan
 
-    settings = settings or SamplerSettings()
-    if num_videos < 1:
-        raise ValueError(f"num_videos: expected >= 1, got {num_videos}")
-    given_idx = [int(i) for i in given_idx]
-    if (given is None) != (not given_idx):
-        raise ValueError("given: frames and given_idx must be supplied together")
-    if given is not None and (given.ndim != 5 or given.shape[1] != len(given_idx)):
-        raise ValueError(f"given: expected (n or 1, {len(given_idx)}, c, h, w), got {tuple(given.shape)}")
-    if given is not None and given.shape[0] not in (1, num_videos):
-        raise ValueError(f"given: batch must be 1 or num_videos={num_videos}, got {given.shape[0]}")
+    settings, options = settings or SamplerSettings(), options or RunOptions()
+    conditioning, resume = conditioning or Conditioning(), resume or ResumeOptions()
+    check_int("num_videos", num_videos)
+    given_idx = given.check(num_videos) if given is not None else []
     if not stages:
         raise ValueError("stages: the plan is empty (every frame given?); nothing to sample")
     max_frames = max_frames or model.max_frames or max(len(s.observed) + len(s.latent) for s in stages)
     check_plan(stages, length, max_frames, given_idx)
-    device = model.device
-    frames = torch.zeros(num_videos, length, *model.frame_shape, device=device)
-    if given is not None:
-        frames[:, given_idx] = given.to(device=device, dtype=frames.dtype).expand(num_videos, *given.shape[1:])
+    frames = initial_frames(model, length=length, num_videos=num_videos, given=given)
+    signature = plan_signature(stages, length=length, num_videos=num_videos, seed=seed, settings=settings,
+                               given=given, conditioning=conditioning)
     waves = batches(stages)
-    available, seen = [], set(given_idx)
-    for stage in stages:
-        available.append(sorted(seen))
-        seen |= set(stage.latent)
-
-    signature = _signature(
-        seed=seed, length=length, num_videos=num_videos, settings=asdict(settings),
-        stages=[[list(s.observed), list(s.latent), bool(getattr(s, "adaptive", False))] for s in stages],
-        given_idx=given_idx, given=_digest(given), context=_digest(context), null=_digest(null_context),
-    )
-    start = 0
-    state_path = Path(state_dir) if state_dir is not None else None
-    if state_path is not None and resume:
-        loaded = _load_state(state_path, signature)
-        if loaded is not None:
-            frames, start = loaded[0].to(device), loaded[1]
-            log.info("resuming %s at wave %d of %d", state_path, start, len(waves))
-
+    frames, start = resume_state(resume, signature=signature, frames=frames, waves=len(waves))
     runner = StageRunner(model.net, model.schedule, model.prediction, settings, sample_fn)
     done_before = sum(len(waves[w]) for w in range(start)) * num_videos * settings.steps
     bar = tqdm(
-        total=len(stages) * num_videos * settings.steps, initial=done_before, disable=not progress,
+        total=len(stages) * num_videos * settings.steps, initial=done_before, disable=not options.progress,
         unit="eval", desc="sampling", dynamic_ncols=True,
     )
     runner.on_evaluation = bar.update
+    available = available_frames(stages, given_idx)
+    state_path = Path(resume.state_dir) if resume.state_dir is not None else None
     try:
         with torch.no_grad():
             for w in range(start, len(waves)):
@@ -204,18 +174,82 @@ def sample_long_videos(
                     for j in waves[w]
                     for v in range(num_videos)
                 ]
-                for batch in group_items(items, batch_budget):
-                    out = runner.run(frames, batch, seed, context, null_context)
-                    for it, video in zip(batch, out):
-                        frames[it.video, list(it.latent)] = video[len(it.observed):]
+                run_items(runner, frames, items, seed=seed, conditioning=conditioning,
+                          batch_budget=options.batch_budget)
                 bar.set_postfix(wave=f"{w + 1}/{len(waves)}")
                 if state_path is not None:
                     _save_state(state_path, frames, w + 1, signature)
-                if stop_after_wave is not None and w == stop_after_wave:
+                if resume.stop_after_wave is not None and w == resume.stop_after_wave:
                     raise Interrupted(f"stopped after wave {w} of {len(waves)} (state in {state_path})")
     finally:
         bar.close()
-    return model.decode(frames, chunk_size=decode_chunk) if decode else frames
+    return model.decode(frames, chunk_size=options.decode_chunk) if decode else frames
+
+
+def initial_frames(
+    model: VideoModel, *, length: int, num_videos: int, given: GivenFrames | None
+) -> torch.Tensor:
+    """``(n, T, *frame_shape)`` zeros on the model's device with the given frames in place."""
+    frames = torch.zeros(num_videos, length, *model.frame_shape, device=model.device)
+    if given is not None:
+        g = given.frames
+        g = g.to(device=frames.device, dtype=frames.dtype)
+        frames[:, list(given.indices)] = g.expand(num_videos, *g.shape[1:])
+    return frames
+
+
+def available_frames(stages: Sequence[Any], given_idx: Sequence[int]) -> list[list[int]]:
+    """Per stage, the frames known before it runs in plan order: given plus produced by earlier stages."""
+    available, seen = [], set(given_idx)
+    for stage in stages:
+        available.append(sorted(seen))
+        seen |= set(stage.latent)
+    return available
+
+
+def plan_signature(
+    stages: Sequence[Any], *, length: int, num_videos: int, seed: int, settings: SamplerSettings,
+    given: GivenFrames | None, conditioning: Conditioning,
+) -> str:
+    """Everything that decides the videos, as the json text a saved state must match to be resumed."""
+    return _signature(
+        seed=seed, length=length, num_videos=num_videos, settings=asdict(settings),
+        stages=[[list(s.observed), list(s.latent), bool(getattr(s, "adaptive", False))] for s in stages],
+        given_idx=[int(i) for i in given.indices] if given is not None else [],
+        given=_digest(given.frames if given is not None else None),
+        context=_digest(conditioning.context), null=_digest(conditioning.uncond),
+    )
+
+
+def resume_state(
+    resume: ResumeOptions, *, signature: str, frames: torch.Tensor, waves: int
+) -> tuple[torch.Tensor, int]:
+    """``(frames, first wave to run)``: the saved state when ``resume`` asks for it and one exists, else
+    ``(frames, 0)``."""
+    if resume.state_dir is None or not resume.resume:
+        return frames, 0
+    loaded = _load_state(Path(resume.state_dir), signature)
+    if loaded is None:
+        return frames, 0
+    log.info("resuming %s at wave %d of %d", resume.state_dir, loaded[1], waves)
+    return loaded[0].to(frames.device), loaded[1]
+
+
+def run_items(
+    runner: StageRunner,
+    frames: torch.Tensor,
+    items: Sequence[Item],
+    *,
+    seed: int,
+    conditioning: Conditioning,
+    batch_budget: int,
+) -> None:
+    """Denoise ``items`` in forward batches of at most ``batch_budget`` and write their latent frames into
+    ``frames`` ``(n, T, ...)``."""
+    for batch in group_items(list(items), batch_budget):
+        out = runner.run(frames, batch, seed, conditioning.context, conditioning.uncond)
+        for it, video in zip(batch, out):
+            frames[it.video, list(it.latent)] = video[len(it.observed):]
 
 
 def fill_frames(
@@ -227,8 +261,7 @@ def fill_frames(
     *,
     seed: int = 0,
     settings: SamplerSettings | None = None,
-    context: torch.Tensor | None = None,
-    null_context: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
     batch_budget: int = 16,
 ) -> torch.Tensor:
     """Generate the latent frames of clips, each clip one stage of one video (validation and predict samples).
@@ -242,7 +275,8 @@ def fill_frames(
         video: ``(b, k, c, h, w)`` pixels in [-1, 1] (read where observed).
         frame_idx: ``(b, k)`` distinct positions per clip (among valid slots).
         observed: ``(b, k)`` bool. valid: ``(b, k)`` bool, or None (all valid); invalid slots are kept as given.
-        seed, settings, context, null_context, batch_budget: as :func:`sample_long_videos`.
+        seed, settings, conditioning: as :func:`sample_long_videos`.
+        batch_budget: as :class:`RunOptions`.
 
     Returns:
         ``(b, k, c, h, w)`` pixels in [-1, 1]: observed (and invalid) frames reproduced, latent ones sampled.
@@ -261,8 +295,10 @@ def fill_frames(
             items.append(Item(v, 0, tuple(frame_idx[v, obs].tolist()), tuple(frame_idx[v, lat].tolist())))
             slots.append(lat)
         runner = StageRunner(model.net, model.schedule, model.prediction, settings)
+        conditioning = conditioning or Conditioning()
         out = known.clone()
         for batch in group_items([it for it in items if it.latent], batch_budget):
-            for it, clip in zip(batch, runner.run(frames, batch, seed, context, null_context)):
+            clips = runner.run(frames, batch, seed, conditioning.context, conditioning.uncond)
+            for it, clip in zip(batch, clips):
                 out[it.video, slots[it.video]] = clip[len(it.observed):]
         return model.decode(out).float().clamp(-1, 1)

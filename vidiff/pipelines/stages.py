@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from vidiff.arguments import check_int
 from vidiff.pipelines.denoiser import conditioned_denoiser, per_video
 from vidiff.pipelines.model import NetFn
 
@@ -94,8 +95,7 @@ def group_items(items: Sequence[Item], batch_budget: int) -> list[list[Item]]:
 
     Items keep their order inside a batch; batches are ordered by first appearance of their size.
     """
-    if batch_budget < 1:
-        raise ValueError(f"batch_budget: expected >= 1 (stage x video items per forward pass), got {batch_budget}")
+    check_int("batch_budget", batch_budget, note=" (stage x video items per forward pass)")
     by_size: dict[int, list[Item]] = {}
     for item in items:
         by_size.setdefault(len(item.frames), []).append(item)

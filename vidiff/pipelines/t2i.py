@@ -28,32 +28,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from vidiff.arguments import check_int
 from vidiff.diffusion import NoiseSchedule, check_sampler, mix_conditioning, sample
 from vidiff.diffusion.guidance import Denoiser
 from vidiff.pipelines.denoiser import conditioned_denoiser
+from vidiff.pipelines.inputs import Conditioning
 from vidiff.pipelines.model import VideoModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Conditioning:
-    """The contexts of one generation call.
-
-    Attributes:
-        context: ``(n, L, d)`` the (mixed, strength-scaled) prompt context, or None (no text encoder).
-        uncond: ``(n or 1, L, d)`` what guidance pushes away from (negative prompt or null context), or None.
-    """
-
-    context: torch.Tensor | None
-    uncond: torch.Tensor | None
 
 
 def _check_unit(name: str, value: float) -> float:
@@ -258,8 +246,7 @@ class TextToImage:
             ``(n, c, h, w)`` images in [-1, 1].
         """
         check_sampler(sampler, spacing)
-        if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-            raise ValueError(f"num_images: expected a positive integer, got {num_images!r}")
+        check_int("num_images", num_images)
         if mask is not None and init_image is None:
             raise ValueError("mask: inpainting needs init_image (the image to repaint)")
         if strength is None:

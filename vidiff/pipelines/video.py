@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
+from vidiff.arguments import check_int
 from vidiff.diffusion import check_sampler
+from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.speed import Speed, accelerate
@@ -79,12 +81,6 @@ def make_plan(
                       spacing=spacing or "trailing")
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
-
-
 class VideoPipeline:
     """Long videos from a :class:`VideoModel` with any scheme, sampler and conditioning.
 
@@ -110,20 +106,19 @@ class VideoPipeline:
                          num_timesteps=self.model.schedule.num_timesteps, **options)
 
     @torch.no_grad()
-    def conditioning(
-        self, prompt: str | None, negative_prompt: str | None, num_videos: int
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(context (n, L, d), null (1, L, d))`` for a text model (the prompt, or the null embedding; the
-        negative prompt, or the null embedding), ``(None, None)`` for a model without a text encoder."""
+    def conditioning(self, prompt: str | None, negative_prompt: str | None, num_videos: int) -> Conditioning:
+        """For a text model, ``context`` ``(n, L, d)`` (the prompt, or the null embedding) and ``uncond``
+        ``(1, L, d)`` (the negative prompt, or the null embedding); both None for a model without a
+        text encoder."""
         enc = self.model.text_encoder
         if enc is None:
             for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
                 if value is not None:
                     raise ValueError(f"{name}: this model has no text encoder")
-            return None, None
+            return Conditioning()
         context = enc.encode([prompt] * num_videos) if prompt else enc.null_embedding(num_videos)
         null = enc.encode([negative_prompt]) if negative_prompt else enc.null_embedding(1)
-        return context, null
+        return Conditioning(context, null)
 
     def run(
         self,
@@ -133,50 +128,45 @@ class VideoPipeline:
         num_videos: int = 1,
         seed: int = 0,
         settings: SamplerSettings | None = None,
-        given: torch.Tensor | None = None,
-        given_indices: Sequence[int] = (),
-        context: torch.Tensor | None = None,
-        null_context: torch.Tensor | None = None,
+        given: GivenFrames | None = None,
+        conditioning: Conditioning | None = None,
+        resume: ResumeOptions | None = None,
+        options: RunOptions | None = None,
         max_frames: int | None = None,
         history_guidance_level: int | None = None,
-        batch_budget: int = 16,
-        progress: bool = False,
-        decode_chunk: int = 16,
-        **resume: Any,
     ) -> torch.Tensor:
-        """Run a plan of :meth:`plan`: ``given`` ``(1 or n, g, c, h, w)`` pixels in [-1, 1] at ``given_indices``
-        are encoded, the executor fills the rest, the videos are decoded; returns ``(n, T, c, h, w)`` in [-1, 1].
-        ``resume``: ``state_dir``, ``resume``, ``stop_after_wave`` of :func:`sample_long_videos` (stage
-        plans), :func:`sample_level_videos` (per-frame plans: a wave is a global step) and
-        :func:`sample_keyframe_videos` (combined plans)."""
+        """Run a plan of :meth:`plan`: ``given`` frames (pixels in [-1, 1]) are encoded, the executor
+        fills the rest, the videos are decoded; returns ``(n, T, c, h, w)`` in [-1, 1]. ``resume`` applies to
+        every plan (stage, per-frame: a wave is a global step, combined), ``history_guidance_level`` to the
+        per-frame ones."""
         from vidiff.pipelines.keyframe_video import sample_keyframe_videos
         from vidiff.pipelines.level_video import sample_level_videos
         from vidiff.pipelines.long_video import sample_long_videos
-
-        model, settings = self.model, settings or SamplerSettings()
-        if given is not None:
-            with torch.no_grad():
-                given = model.encode(given.to(model.device), chunk_size=decode_chunk)
         from vidiff.schemes.keyframes import KeyframePlan
 
+        model, settings = self.model, settings or SamplerSettings()
+        options, conditioning = options or RunOptions(), conditioning or Conditioning()
+        if given is not None:
+            with torch.no_grad():
+                pixels = given.frames.to(model.device)
+                given = GivenFrames(model.encode(pixels, chunk_size=options.decode_chunk), given.indices)
+        resume = resume or ResumeOptions()
+        flat = dict(given=None if given is None else given.frames, context=conditioning.context,
+                    null_context=conditioning.uncond, history_guidance_level=history_guidance_level,
+                    batch_budget=options.batch_budget, progress=options.progress,
+                    decode_chunk=options.decode_chunk, state_dir=resume.state_dir, resume=resume.resume,
+                    stop_after_wave=resume.stop_after_wave)
         if isinstance(plan, KeyframePlan):
-            videos = sample_keyframe_videos(
-                model, plan, num_videos, seed, settings=settings, given=given, context=context,
-                null_context=null_context, history_guidance_level=history_guidance_level,
-                batch_budget=batch_budget, progress=progress, decode_chunk=decode_chunk, **resume,
-            )
+            videos = sample_keyframe_videos(model, plan, num_videos, seed, settings=settings, **flat)
         elif isinstance(plan, list):
             videos = sample_long_videos(
-                model, plan, length, num_videos=num_videos, seed=seed, settings=settings, given=given,
-                given_idx=list(given_indices), context=context, null_context=null_context, batch_budget=batch_budget,
-                progress=progress, max_frames=max_frames, decode_chunk=decode_chunk, **resume,
+                model, plan, length=length, num_videos=num_videos, seed=seed, settings=settings, given=given,
+                conditioning=conditioning, resume=resume, options=options, max_frames=max_frames,
             )
         else:
             videos = sample_level_videos(
-                model, plan, num_videos, seed, eta=settings.eta, given=given, context=context,
-                null_context=null_context, guidance=settings.guidance, history_guidance=settings.history_guidance,
-                history_guidance_level=history_guidance_level, batch_budget=batch_budget, progress=progress,
-                decode_chunk=decode_chunk, **resume,
+                model, plan, num_videos, seed, eta=settings.eta, guidance=settings.guidance,
+                history_guidance=settings.history_guidance, **flat,
             )
         return videos.clamp(-1, 1)
 
@@ -237,10 +227,10 @@ class VideoPipeline:
             ``(n, T, c, h, w)`` videos in [-1, 1].
         """
         model = self.model
-        _positive("length", length)
+        check_int("length", length)
         for name, value in (("num_videos", num_videos), ("steps", steps), ("batch_budget", batch_budget),
                             ("decode_chunk", decode_chunk)):
-            _positive(name, value)
+            check_int(name, value)
         check_sampler(sampler, spacing)
         if eta != 0 and sampler != "ddim":
             raise ValueError(f"eta: only applies to sampler='ddim', got eta={eta} with sampler={sampler!r}")
@@ -265,13 +255,13 @@ class VideoPipeline:
             raise ValueError(f"scheme: {scheme!r}: {err}") from err
         if isinstance(plan, list) and not plan:
             raise ValueError("given_indices: every frame is given; nothing to sample")
-        context, null = self.conditioning(prompt, negative_prompt, num_videos)
         settings = SamplerSettings(sampler, steps, eta, spacing, guidance, recon_guidance,
                                    history_guidance=history_guidance)
-        return self.run(plan, length=length, num_videos=num_videos, seed=seed, settings=settings, given=given,
-                        given_indices=given_indices, context=context, null_context=null, max_frames=k,
-                        history_guidance_level=history_guidance_level, batch_budget=batch_budget, progress=progress,
-                        decode_chunk=decode_chunk)
+        return self.run(plan, length=length, num_videos=num_videos, seed=seed, settings=settings,
+                        given=None if given is None else GivenFrames(given, given_indices),
+                        conditioning=self.conditioning(prompt, negative_prompt, num_videos), max_frames=k,
+                        history_guidance_level=history_guidance_level,
+                        options=RunOptions(batch_budget, progress, decode_chunk))
 
     def _check_given(
         self, given: torch.Tensor | None, indices: Sequence[int] | None, length: int, num_videos: int

@@ -14,7 +14,7 @@ See docs/schemes.md.
 
 from .adaptive import choose_observed, frame_embedding, resolve_stage
 from .levels import LEVEL_SCHEMES, LevelPlan, Window, check_level_plan, level_plan
-from .registry import ALIASES, SCHEMES, check_arguments, plan, scheme_names
+from .registry import ALIASES, SCHEMES, check_plan_arguments, plan, scheme_names
 from .stage import Stage, batches, check_plan
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "SCHEMES",
     "Stage",
     "batches",
-    "check_arguments",
+    "check_plan_arguments",
     "check_plan",
     "choose_observed",
     "frame_embedding",

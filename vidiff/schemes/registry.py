@@ -71,7 +71,7 @@ def _as_int(value: object, argument: str) -> int:
         raise ValueError(f"{argument}: expected an integer, got {value!r}") from None
 
 
-def check_arguments(
+def check_plan_arguments(
     length: int, max_frames: int, step_size: int | None, given: Iterable[int] = ()
 ) -> tuple[int, int, int, list[int]]:
     """Validate plan arguments; return them normalised (``step_size=None`` -> ``max_frames // 2``, FDM's
@@ -129,7 +129,7 @@ def plan(
         ValueError: bad arguments (the message names the argument) or a name unknown (it lists valid names).
     """
     planner, adaptive, hierarchical = _resolve(name)
-    length, max_frames, step_size, given = check_arguments(length, max_frames, step_size, given)
+    length, max_frames, step_size, given = check_plan_arguments(length, max_frames, step_size, given)
     stages = planner(length, max_frames, step_size, given)
     if adaptive:
         stages = make_adaptive(stages, given, hierarchical)

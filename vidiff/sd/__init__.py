@@ -2,7 +2,7 @@
 
 from vidiff.sd.configs import SD15, build_component, read_config
 from vidiff.sd.keys import COMPONENTS, map_key, sd_key
-from vidiff.sd.load import StableDiffusion, check_schedule, load_stable_diffusion, read_checkpoint
+from vidiff.sd.load import StableDiffusion, check_schedule, load_stable_diffusion
 
 __all__ = [
     "COMPONENTS",
@@ -12,7 +12,6 @@ __all__ = [
     "check_schedule",
     "load_stable_diffusion",
     "map_key",
-    "read_checkpoint",
     "read_config",
     "sd_key",
 ]

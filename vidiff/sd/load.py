@@ -14,17 +14,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from vidiff.io.errors import reading
+from vidiff.io.checkpoint import read_state_dict
 from vidiff.sd.configs import SD15, build_component
 from vidiff.sd.keys import COMPONENTS, ema_key, map_key
 
-__all__ = ["StableDiffusion", "check_schedule", "load_stable_diffusion", "read_checkpoint"]
+__all__ = ["StableDiffusion", "check_schedule", "load_stable_diffusion"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +45,6 @@ class StableDiffusion:
     text_encoder: nn.Module | None = None
     ignored: list[str] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The flat tensor dict of a ``.safetensors`` file or a ``.ckpt`` / ``.pt`` (``state_dict`` nesting undone).
-
-    ``.ckpt`` files are read with ``torch.load(weights_only=True)``: no code in them runs; an unsafe or corrupt
-    file raises a one-line :class:`vidiff.io.errors.FileFault`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no checkpoint file at {path}")
-    with reading(path):
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    while isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
-        ckpt = ckpt["state_dict"]
-    if not isinstance(ckpt, dict) or not all(isinstance(v, Tensor) for v in ckpt.values()):
-        raise ValueError(f"path: expected a state dict of tensors in {path}, got {type(ckpt).__name__}")
-    return ckpt
 
 
 def check_schedule(state: dict[str, Tensor]) -> dict[str, Any]:
@@ -156,7 +133,7 @@ def load_stable_diffusion(
         if importlib.util.find_spec("transformers") is None:
             logger.warning("transformers is not installed: skipping the CLIP text encoder (pip install 'vidiff[text]')")
             components = tuple(c for c in components if c != "text_encoder")
-    state = read_checkpoint(path)
+    state = read_state_dict(path)
     parts, ignored, unexpected = _split(state, components)
     sources = {"unet": unet, "autoencoder": autoencoder, "text_encoder": text_encoder}
     modules = {c: build_component(c, sources[c] if sources[c] is not None else SD15[c]) for c in components}

@@ -12,7 +12,7 @@ frozen parameters are not in it; a resumed run restores its own weights afterwar
 
     trainer:
       callbacks:
-        - class_path: vidiff.generate.InitFromImageModel
+        - class_path: vidiff.lit.inflate.InitFromImageModel
           init_args: {ckpt_path: runs/shapes_t2i_tiny/checkpoints/last.ckpt, train_only: temporal}
 """
 
@@ -27,14 +27,14 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from vidiff.nn.unet import is_temporal_name
+from vidiff.io.checkpoint import model_hparams, read_checkpoint
+from vidiff.nn.inflate import copy_spatial
 
 log = logging.getLogger(__name__)
 
 TRAIN_ONLY = ("temporal", "all")
 #: Hyperparameters that must agree between the image and the video model (same diffusion process).
 SAME_PROCESS = ("schedule", "num_timesteps", "zero_terminal_snr", "prediction", "channels")
-_SHOWN = 5
 
 
 def _sub_state(state: dict[str, Tensor], prefixes: tuple[str, ...]) -> dict[str, Tensor] | None:
@@ -50,7 +50,8 @@ def read_image_model(ckpt_path: str | os.PathLike, use_ema: bool = True) -> dict
     """The weights of a text-to-image checkpoint: ``{"net": state, "text_encoder": state or None, "hparams": ...}``.
 
     Args:
-        ckpt_path: a ``VideoDiffusion`` checkpoint written by ``vidiff fit`` (read with ``weights_only=True``).
+        ckpt_path: a ``VideoDiffusion`` checkpoint written by ``vidiff fit`` or ``vidiff export``
+            (:func:`vidiff.io.checkpoint.read_checkpoint`).
         use_ema: take the EMA weights (``ema.shadow.*``) where the checkpoint has them.
 
     Raises:
@@ -60,16 +61,15 @@ def read_image_model(ckpt_path: str | os.PathLike, use_ema: bool = True) -> dict
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path: no text-to-image checkpoint at {str(path)!r}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"ckpt_path: {path} is not a Lightning checkpoint (no 'state_dict')")
+    ckpt = read_checkpoint(path)
+    hparams = model_hparams(ckpt, path)
     state = ckpt["state_dict"]
     ema = ("ema.shadow.",) if use_ema else ()
     net = _sub_state(state, tuple(p + "net." for p in ema) + ("net.",))
     if net is None:
         raise ValueError(f"ckpt_path: {path} holds no 'net.*' weights; is it a vidiff VideoDiffusion checkpoint?")
     text = _sub_state(state, tuple(p + "text_encoder." for p in ema) + ("text_encoder.",))
-    return {"net": net, "text_encoder": text, "hparams": dict(ckpt.get("hyper_parameters") or {})}
+    return {"net": net, "text_encoder": text, "hparams": hparams}
 
 
 def _check_process(module: Any, hparams: dict[str, Any], path: Any) -> None:
@@ -83,24 +83,6 @@ def _check_process(module: Any, hparams: dict[str, Any], path: Any) -> None:
     if image_ae != video_ae:
         log.warning("the image model %s used autoencoder_ckpt=%r, the video model uses %r: they must be the same "
                     "autoencoder", path, image_ae, video_ae)
-
-
-def _load_net(net: torch.nn.Module, image: dict[str, Tensor], path: Any) -> int:
-    """Copy the spatial weights; returns how many tensors were copied. Errors list the first bad keys."""
-    own = net.state_dict()
-    spatial = {k: v for k, v in own.items() if not is_temporal_name(k)}
-    missing = [k for k in spatial if k not in image]
-    unexpected = [k for k in image if k not in own and not is_temporal_name(k)]
-    mismatched = [f"{k}: image {tuple(image[k].shape)} vs video {tuple(v.shape)}"
-                  for k, v in spatial.items() if k in image and image[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        raise ValueError(
-            f"ckpt_path: the image U-Net of {path} does not fit the video U-Net's spatial layers (same "
-            f"net.init_args except temporal/observed_channel expected): missing {missing[:_SHOWN]}, "
-            f"unexpected {unexpected[:_SHOWN]}, mismatched {mismatched[:_SHOWN]}"
-        )
-    net.load_state_dict({k: image[k] for k in spatial}, strict=False)
-    return len(spatial)
 
 
 @torch.no_grad()
@@ -126,7 +108,13 @@ def init_from_image_model(
         raise ValueError(f"train_only: expected one of {list(TRAIN_ONLY)}, got {train_only!r}")
     image = read_image_model(ckpt_path, use_ema)
     _check_process(module, image["hparams"], ckpt_path)
-    copied = _load_net(module.net, image["net"], ckpt_path)
+    try:
+        copied = copy_spatial(module.net, image["net"])
+    except ValueError as err:
+        raise ValueError(
+            f"ckpt_path: the image U-Net of {ckpt_path} does not fit the video U-Net's spatial layers (same "
+            f"net.init_args except temporal/observed_channel expected): {err}"
+        ) from err
     text = module.text_encoder
     if text is not None:
         if image["text_encoder"] is None:
@@ -138,7 +126,7 @@ def init_from_image_model(
         if train_only == "temporal" and any(p.requires_grad for p in text.parameters()):
             raise ValueError(
                 "text_encoder: train_only='temporal' keeps the image model's text encoder, so it must be frozen "
-                "in the video config (class_path: vidiff.generate.FrozenBuiltinTextEncoder, or a frozen "
+                "in the video config (vidiff.nn.text.BuiltinTextEncoder with frozen: true, or a frozen "
                 "pretrained / CLIP encoder); use train_only='all' to train it too"
             )
     if train_only == "temporal":
