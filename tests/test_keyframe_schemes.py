@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from test_level_video import MU, SCHEDULE, STD, exact_eps
-from test_lit_helpers import random_sampling_checkpoint
+from lit_helpers import random_sampling_checkpoint
 
 from vidiff.commands import sample as cmd
 from vidiff.commands import scheme as scheme_cmd
