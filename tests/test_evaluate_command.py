@@ -47,6 +47,7 @@ def test_prediction_end_to_end(tiny_ckpt, tmp_path, capsys):
         assert len(model.get(f"{key}_per_step", [0] * 4)) == 4
     assert report["settings"]["world"]["seed"] == 3 and report["settings"]["world"]["split_offset"] == 104
     assert report["settings"]["max_frames"] == 8 and report["settings"]["scheme"] == "autoregressive"
+    assert report["settings"]["step_size"] == 1, "prediction's default: one new frame per stage"
     printed = capsys.readouterr().out
     assert "| metric | model | copy-last | linear | noise | ground truth |" in printed
     assert "centre_error h=1" in printed and "&" not in printed, "the terminal gets no HTML entities"
@@ -60,6 +61,7 @@ def test_long_and_unconditional(tiny_ckpt, tmp_path):
                                           "--num-observed", 4, "--steps", 1, "--baseline", "copy-last",
                                           "--out", tmp_path / "long", "--no-progress"))
     assert report["spec"]["scheme"] == "hierarchy-2" and len(report["spec"]["scored"]) == 16
+    assert report["settings"]["step_size"] is None, "other tasks keep their scheme's step size"
     assert report["methods"] == ["model", "copy-last", "ground truth"]
     assert 0.0 <= report["results"]["model"]["persistence"] <= 1.0
     report = cmd.evaluate_to_folder(_args("--ckpt", tiny_ckpt, "--task", "unconditional", "--num-videos", 1,

@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
     g.add_argument("--scheme", default=None, help="long-video scheme (default per task; see `vidiff scheme`)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
-    g.add_argument("--step-size", type=int, default=None, help="frames generated per stage (default: the scheme's)")
+    g.add_argument("--step-size", type=int, default=None,
+                   help="frames generated per stage (default: 1 for prediction with its default scheme, else the "
+                        "scheme's)")
     g.add_argument("--sampler", default="ddim",
                    help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
     g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")

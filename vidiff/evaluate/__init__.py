@@ -14,6 +14,7 @@ from vidiff.evaluate.scoring import PSNR_CAP, score_centres, score_videos
 from vidiff.evaluate.tasks import (
     BASELINES,
     DEFAULT_SCHEMES,
+    DEFAULT_STEP_SIZES,
     TASK_BASELINES,
     EVAL_TASKS,
     TaskSpec,
@@ -25,6 +26,7 @@ from vidiff.evaluate.truth import GroundTruth, checkpoint_world_settings, eval_w
 __all__ = [
     "BASELINES",
     "DEFAULT_SCHEMES",
+    "DEFAULT_STEP_SIZES",
     "EvalConfig",
     "GroundTruth",
     "PSNR_CAP",

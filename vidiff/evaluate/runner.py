@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from vidiff.arguments import check_int
 from vidiff.evaluate.baselines import copy_last, extrapolate_centres, linear_blend, noise_frames
 from vidiff.evaluate.scoring import detect_many, score_centres, score_videos
-from vidiff.evaluate.tasks import TaskSpec, resolve_baselines, task_spec
+from vidiff.evaluate.tasks import DEFAULT_STEP_SIZES, TaskSpec, resolve_baselines, task_spec
 from vidiff.pipelines.stages import DEFAULT_SPACING
 from vidiff.evaluate.truth import GroundTruth, eval_world, ground_truth
 
@@ -186,6 +187,8 @@ def evaluate(
     from vidiff.evaluate.report import build_report
 
     max_frames = _check(cfg, model)
+    if cfg.scheme is None and cfg.step_size is None:  # the task's default scheme with its default step size
+        cfg = dataclasses.replace(cfg, step_size=DEFAULT_STEP_SIZES.get(cfg.task))
     spec = task_spec(cfg.task, max_frames, num_observed=cfg.num_observed, horizon=cfg.horizon, length=cfg.length,
                      scheme=cfg.scheme)
     names = resolve_baselines(cfg.task, cfg.baselines)
