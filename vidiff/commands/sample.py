@@ -263,7 +263,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         write_gallery,
         write_gif,
         write_json_atomic,
-        write_png_strip,
+        write_labelled_strip,
         write_video,
     )
     from vidiff.io.atomic import sweep_temporaries
@@ -274,7 +274,6 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     model = pipe.model
     scheme, max_frames = check_arguments(args, model)
     given, given_idx = given_frames(args, model.image_shape)
-    n_given = len(given_idx)
     plan = plan_of(args, pipe, scheme, max_frames, given_idx)
     per_frame = not isinstance(plan, list)
     if not per_frame and not plan:
@@ -309,10 +308,8 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             facts = dict(stages=len(plan))
         videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
-        run_settings = {k: v for k, v in vars(args).items()
-                        if k not in ("stop_after_wave", "no_progress") and not k.startswith("_")}
-        run_settings.update(scheme=scheme, max_frames=max_frames, given_frames=n_given, **facts,
-                            seconds=round(seconds, 2), image_shape=list(model.image_shape))
+        run_settings = used_settings(args, model, plan, scheme, max_frames, given_idx)
+        run_settings.update(**facts, seconds=round(seconds, 2))
         items = []
         kept = f"the sampled frames are kept in {out / 'state'}; free space and rerun with --resume"
         for i, video in enumerate(videos):
@@ -320,18 +317,55 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality, kept=kept)
             if args.gif:
                 write_gif(out / f"{stem}.gif", video, fps=args.fps)
-            if args.png_strip:
-                write_png_strip(out / f"{stem}.png", video, max_frames=32)
+            shown = write_labelled_strip(out / f"{stem}.png", video, given_idx) if args.png_strip else None
+            per_video = {"seed": args.seed, "prompt": args.prompt or ""}
             items.append(GalleryItem(f"{stem}.mp4", title=f"video {i}", gif=f"{stem}.gif" if args.gif else None,
-                                     strip=f"{stem}.png" if args.png_strip else None,
-                                     settings={"seed": args.seed, "video": i, "prompt": args.prompt or ""}))
+                                     strip=f"{stem}.png" if args.png_strip else None, settings=per_video,
+                                     num_frames=len(video), fps=args.fps, given=given_idx,
+                                     strip_frames=shown))
         write_json_atomic(out / "settings.json", run_settings)
-        write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames")
+        write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames",
+                      summary=summary_line(run_settings))
         for name in ("state.safetensors", "state.json"):
             (out / "state" / name).unlink(missing_ok=True)
         if (out / "state").is_dir() and not any((out / "state").iterdir()):
             (out / "state").rmdir()
         return run_settings
+
+
+def used_settings(
+    args: argparse.Namespace, model: Any, plan: Any, scheme: str, max_frames: int, given_idx: list[int]
+) -> dict[str, Any]:
+    """The values a run actually used (defaults resolved), for ``settings.json`` and the gallery: the
+    options as given, then the scheme, K, step size, sampler, steps and spacing in force, the checkpoint's
+    training step and the vidiff version."""
+    from vidiff import __version__
+    from vidiff.schemes.registry import check_arguments as resolve_plan_arguments
+
+    options = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")
+               and not k.startswith("_")}
+    per_frame = not isinstance(plan, list)
+    step_size = args.step_size if per_frame else resolve_plan_arguments(
+        args.length, max_frames, args.step_size, given_idx)[2]
+    step = model.global_step if model.global_step is not None and model.global_step >= 0 else None
+    return {**options, "scheme": scheme, "max_frames": max_frames, "step_size": step_size,
+            "sampler": args.sampler, "steps": args.steps,
+            "spacing": args.spacing, "given_frames": len(given_idx), "given_indices": list(given_idx),
+            "image_shape": list(model.image_shape), "checkpoint_step": step, "vidiff_version": __version__}
+
+
+def summary_line(settings: dict[str, Any]) -> str:
+    """One line for the gallery's head: what made the videos."""
+    step = settings.get("checkpoint_step")
+    parts = [f"{settings['num_videos']} video{'' if settings['num_videos'] == 1 else 's'} of "
+             f"{settings['length']} frames",
+             f"{settings['scheme']} (K={settings['max_frames']}, step size {settings['step_size']})",
+             f"{settings['sampler']}, {settings['steps']} steps, {settings['spacing']} spacing",
+             f"checkpoint {settings['ckpt']}" + (f" (step {step})" if step is not None else ""),
+             f"vidiff {settings['vidiff_version']}"]
+    if settings.get("given_frames"):
+        parts.insert(2, f"{settings['given_frames']} given frames")
+    return " · ".join(parts)
 
 
 def _saved_waves(state: Path) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,64 @@ def write_png_strip(
     frames = to_uint8(video)
     idx = strip_indices(len(frames), every, max_frames)
     return save_image_grid(path, frames[idx], nrow=nrow or len(idx), padding=padding)
+
+
+#: Colour that marks given (observed / keyframe) frames in strips, the gallery and validation videos.
+GIVEN_RGB = (255, 140, 0)
+
+
+def write_labelled_strip(
+    path: str | os.PathLike,
+    video: ArrayLike,
+    given: Sequence[int] = (),
+    max_frames: int | None = 32,
+    nrow: int = 8,
+    min_size: int = 48,
+) -> list[int]:
+    """Save frames of a video in rows of ``nrow``, each with its frame number under it and the ``given``
+    frames framed in :data:`GIVEN_RGB` (the gallery's strip).
+
+    Args:
+        path: output png.
+        video: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``.
+        given: frame numbers that were given rather than sampled.
+        max_frames: at most this many frames: the first and last of each run of given frames, the rest evenly
+            spread; None keeps all.
+        nrow: frames per row.
+        min_size: small frames are enlarged (nearest neighbour, whole multiples) to at least this height.
+
+    Returns:
+        the frame numbers shown, in order.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    from vidiff.io.gallery import runs
+
+    frames = to_uint8(video)
+    ends = {f for run in runs([i for i in given if 0 <= i < len(frames)]) for f in run}
+    spread = None if max_frames is None else max(2, max_frames - len(ends - {0, len(frames) - 1}))
+    idx = sorted(set(strip_indices(len(frames), 1, spread)) | ends)  # each run of given frames shows
+    _, h, w, _ = frames.shape
+    scale = max(1, -(-min_size // h))
+    font = ImageFont.load_default(size=11)
+    border, label = 3, 14
+    cell_w, cell_h = w * scale + 2 * border, h * scale + 2 * border + label
+    ncol = min(nrow, len(idx))
+    rows = -(-len(idx) // ncol)
+    sheet = Image.new("RGB", (ncol * cell_w, rows * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    marked = set(given)
+    for n, i in enumerate(idx):
+        r, col = divmod(n, ncol)
+        x, y = col * cell_w, r * cell_h
+        if i in marked:
+            draw.rectangle([x, y, x + cell_w - 1, y + h * scale + 2 * border - 1], fill=GIVEN_RGB)
+        frame = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
+        sheet.paste(frame, (x + border, y + border))
+        draw.text((x + cell_w / 2, y + h * scale + 2 * border + label / 2), str(i), fill=(0, 0, 0), font=font,
+                  anchor="mm")
+    save_image(path, np.asarray(sheet))
+    return idx
 
 
 def write_gif(path: str | os.PathLike, video: ArrayLike, fps: float = 8.0, loop: int = 0) -> Path:
