@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from vidiff.io.atomic import atomic_path
 from vidiff.schemes import SCHEMES, Stage, batches, plan
 from vidiff.schemes.draw import ascii_plan, render_plan
 from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan
@@ -122,15 +122,8 @@ def summary(stages: list[Stage], length: int, given: list[int], max_batch: int |
 def write_png_atomic(image, path: str | os.PathLike) -> Path:
     """Save a PIL image as PNG so that ``path`` appears complete or not at all (temp file + os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:  # the umask's permissions, not mkstemp's 0600
+        image.save(tmp, format="PNG")
     return path
 
 

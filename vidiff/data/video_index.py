@@ -16,9 +16,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from vidiff.io.atomic import atomic_path
 
 from .decode import DecodeError, count_frames
 
@@ -108,11 +109,8 @@ def _save(path: Path, root: Path, entries: list[IndexEntry]) -> None:
     kept = [asdict(e) for e in entries if not e.transient]
     data = {"version": INDEX_VERSION, "root": str(root.resolve()), "entries": kept}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
+        with atomic_path(path) as tmp, open(tmp, "w") as f:  # the umask's permissions, not mkstemp's 0600
             json.dump(data, f, indent=1)
-        os.replace(tmp, path)
     except OSError as err:
         log.warning("could not write the video index %s (%s); it will be rebuilt next time", path, err)
 

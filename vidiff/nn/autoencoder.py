@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vidiff.io.atomic import atomic_path
 from vidiff.io.errors import reading, writing
 
 __all__ = ["AutoencoderKL", "DiagonalGaussian", "load_autoencoder", "save_autoencoder"]
@@ -434,15 +434,8 @@ def save_autoencoder(model: AutoencoderKL, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with writing(path):
-            save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(model.config)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with writing(path), atomic_path(path) as tmp:  # the umask's permissions, not mkstemp's 0600
+        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config)})
     return path
 
 
