@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_speed_arguments(parser)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="folder for report.json and report.md")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's report and videos in --out (without it such a folder is "
+                   "refused)")
     g.add_argument("--save-videos", type=int, default=0,
                    help="also write this many mp4s (ground truth | model side by side) to OUT/videos")
 
@@ -70,10 +73,12 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     from vidiff.commands.sample import load_model_option
     from vidiff.commands.speed import speed_of
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate, write_report
+    from vidiff.io.outputs import EVALUATE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import accelerate
 
     if args.save_videos < 0:
         raise ValueError(f"--save-videos: expected >= 0, got {args.save_videos}")
+    earlier = claim_folder(args.out, EVALUATE_OUTPUTS, args.overwrite)
     model = accelerate(load_model_option(args.ckpt, args.device), speed_of(args))
     if args.i3d is not None and Path(args.i3d).is_file():  # an unsafe or wrong I3D file fails now, not after sampling
         from vidiff.metrics import load_i3d
@@ -101,6 +106,7 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(msg) from err
     report["settings"]["ckpt"] = str(args.ckpt)
     out = Path(args.out)
+    remove_outputs(earlier)
     write_report(out, report)
     if args.save_videos:
         _save_videos(out / "videos", videos, args.save_videos)

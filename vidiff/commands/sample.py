@@ -89,8 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--png-strip", action="store_true", help="also write a png strip of frames per video")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true",
-                   help="discard the saved frames of an interrupted run in --out and sample afresh (without it, or "
-                   "--resume, such a run is refused)")
+                   help="replace an earlier run in --out: its videos, gallery and settings, or an "
+                   "interrupted run's saved frames (only files vidiff wrote are removed; without it such a "
+                   "folder is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
     from vidiff.commands.speed import add_speed_arguments
@@ -268,6 +269,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     )
     from vidiff.io.atomic import sweep_temporaries
     from vidiff.commands.speed import speed_of
+    from vidiff.io.outputs import SAMPLE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import SamplerSettings, VideoPipeline, accelerate
 
     pipe = VideoPipeline(accelerate(load_model_option(args.ckpt, args.device), speed_of(args)))
@@ -292,7 +294,9 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--overwrite: discards the saved state that --resume continues; give one of them")
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
+        resuming = args.resume and _saved_waves(out / "state") is not None
         _keep_saved_state(out / "state", args.resume, args.overwrite)
+        earlier = [] if resuming else claim_folder(out, SAMPLE_OUTPUTS, args.overwrite)
         start = time.perf_counter()
         resume = {} if per_frame else dict(state_dir=out / "state", resume=args.resume,
                                            stop_after_wave=args.stop_after_wave)
@@ -311,6 +315,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         run_settings = used_settings(args, model, plan, scheme, max_frames, given_idx)
         run_settings.update(**facts, seconds=round(seconds, 2))
         items = []
+        remove_outputs(earlier)  # the earlier run's files go only now that the new ones are ready
         kept = f"the sampled frames are kept in {out / 'state'}; free space and rerun with --resume"
         for i, video in enumerate(videos):
             stem = f"video_{i:03d}"

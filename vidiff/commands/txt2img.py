@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="image height and width (default: the model's; 512 for --sd-ckpt)")
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's images and settings in --out (without it such a folder is "
+                   "refused)")
     g.add_argument("--nrow", type=int, default=None, help="images per grid row (default: all in one row up to 8)")
 
 
@@ -145,12 +148,14 @@ def init_and_mask(args: argparse.Namespace, size: tuple[int, int]) -> tuple[torc
 def txt2img_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff txt2img` does; returns the settings written to ``settings.json``."""
     from vidiff.io import save_image, save_image_grid, to_uint8, write_json_atomic
+    from vidiff.io.outputs import TXT2IMG_OUTPUTS, claim_folder, remove_outputs
 
     for name in ("steps", "num_images"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
     if args.size is not None and args.size < 1:
         raise ValueError(f"--size: expected >= 1, got {args.size}")
+    earlier = claim_folder(args.out, TXT2IMG_OUTPUTS, args.overwrite)
     t2i = load_generator(args)
     _, h, w = t2i.image_shape
     size = (args.size, args.size) if args.size is not None else (h, w)
@@ -168,6 +173,7 @@ def txt2img_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_outputs(earlier)
     nrow = args.nrow or min(args.num_images, 8)
     save_image_grid(out / "grid.png", images, nrow=nrow)
     for i, frame in enumerate(to_uint8(images)):
