@@ -6,6 +6,7 @@ from vidiff.io.gallery import GalleryItem, render_gallery, write_gallery
 from vidiff.io.lock import FolderInUseError, FolderLock, lock_folder
 from vidiff.io.images import (
     GIVEN_RGB,
+    compare_frames,
     make_grid,
     save_image,
     save_image_grid,
@@ -21,6 +22,7 @@ __all__ = [
     "FolderLock",
     "GalleryItem",
     "atomic_path",
+    "compare_frames",
     "count_frames",
     "lock_folder",
     "make_grid",

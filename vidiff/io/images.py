@@ -178,3 +178,55 @@ def write_gif(path: str | os.PathLike, video: ArrayLike, fps: float = 8.0, loop:
         with Image.open(tmp) as check:
             check.verify()
     return path
+
+
+def compare_frames(
+    real: ArrayLike,
+    fake: ArrayLike,
+    observed: Sequence[bool],
+    frame_idx: Sequence[int],
+    min_size: int = 64,
+) -> np.ndarray:
+    """Labelled ``real | model`` frames for validation samples: each frame of the two videos side by side
+    under the words "real" and "model", framed in :data:`GIVEN_RGB` when it was observed (given to the
+    model), with "frame N" (and "observed") under it.
+
+    Args:
+        real, fake: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``, the same shape.
+        observed: ``t`` flags, True where the frame was given to the model.
+        frame_idx: ``t`` frame numbers (positions in the source video).
+        min_size: small frames are enlarged (nearest neighbour, whole multiples) to at least this height.
+
+    Returns:
+        uint8 ``(t, H, W, 3)``; ``H`` and ``W`` even (ready for mp4).
+    """
+    from PIL import ImageDraw, ImageFont
+
+    a, b = to_uint8(real), to_uint8(fake)
+    if a.shape != b.shape:
+        raise ValueError(f"real, fake: expected the same shape, got {a.shape} and {b.shape}")
+    t, h, w, _ = a.shape
+    if len(observed) != t or len(frame_idx) != t:
+        raise ValueError(f"observed, frame_idx: expected {t} entries each, got {len(observed)}, "
+                         f"{len(frame_idx)}")
+    scale = max(1, -(-min_size // h))
+    fh, fw, border, head, foot, gap = h * scale, w * scale, 3, 14, 14, 4
+    width = 2 * (fw + 2 * border) + gap
+    height = head + fh + 2 * border + foot
+    width, height = width + width % 2, height + height % 2
+    font = ImageFont.load_default(size=11)
+    out = np.empty((t, height, width, 3), np.uint8)
+    for i in range(t):
+        tile = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(tile)
+        for k, (frames, label) in enumerate(((a, "real"), (b, "model"))):
+            x = k * (fw + 2 * border + gap)
+            draw.text((x + border + fw / 2, head / 2), label, fill=(0, 0, 0), font=font, anchor="mm")
+            if observed[i]:
+                draw.rectangle([x, head, x + fw + 2 * border - 1, head + fh + 2 * border - 1], fill=GIVEN_RGB)
+            image = Image.fromarray(frames[i]).resize((fw, fh), Image.NEAREST)
+            tile.paste(image, (x + border, head + border))
+        note = f"frame {int(frame_idx[i])}" + (" · observed" if observed[i] else "")
+        draw.text((width / 2, height - foot / 2 - 1), note, fill=(0, 0, 0), font=font, anchor="mm")
+        out[i] = np.asarray(tile)
+    return out

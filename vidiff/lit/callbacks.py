@@ -174,8 +174,9 @@ class SampleVideos(Callback):
 
     Every ``every_n_validations``-th validation (skipping Lightning's sanity check), the first ``num_videos`` of the
     first validation batch are completed by ``VideoDiffusion.generate`` (EMA weights, observed frames given) and
-    written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (left: real, right: sampled; only valid
-    frames, in frame order) and logged to TensorBoard as image strips (top: real, bottom: sampled).
+    written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (only valid frames, in frame order)
+    and logged to TensorBoard as a grid of the same frames: each frame is labelled ``real | model`` with its
+    frame number, observed frames framed in orange (:func:`vidiff.io.compare_frames`).
 
     Args:
         every_n_validations: sample at every n-th validation.
@@ -244,9 +245,12 @@ class SampleVideos(Callback):
         self.last_folder = self.write(Path(trainer.default_root_dir), model_step(trainer), batch, fake)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
+                from vidiff.io import make_grid
+
                 for i in range(len(fake)):
-                    strip = torch.cat([_strip(batch, batch["video"][i], i), _strip(batch, fake[i], i)], dim=1)
-                    logger.experiment.add_image(f"samples/{i:02d}", (strip + 1) / 2, trainer.global_step)
+                    grid = make_grid(labelled_frames(batch, fake, i), nrow=8, padding=4, pad_value=200)
+                    logger.experiment.add_image(f"samples/{i:02d}", grid, trainer.global_step,
+                                                dataformats="HWC")
 
     def write(self, root: Path, step: int, batch: Mapping[str, Any], fake: torch.Tensor) -> Path:
         """Write the side-by-side mp4s (and captions) of one validation; returns their folder."""
@@ -259,18 +263,17 @@ class SampleVideos(Callback):
 def write_side_by_side(
     folder: Path, batch: Mapping[str, Any], fake: torch.Tensor, fps: float, prefix: str = "sample", start: int = 0
 ) -> list[Path]:
-    """``folder/PREFIX_II.mp4`` per video (left: real, right: generated; valid frames in frame order), numbered
-    from ``start``, and the captions (if any) appended to ``folder/captions.txt``."""
+    """``folder/PREFIX_II.mp4`` per video (:func:`labelled_frames`: left real, right generated, labelled,
+    observed frames framed in orange; valid frames in frame order), numbered from ``start``, and the captions
+    (if any) appended to ``folder/captions.txt``."""
     from vidiff.io.atomic import write_text_atomic
     from vidiff.io.video import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(len(fake)):
-        order = _frame_order(batch, i)
-        side = torch.cat([batch["video"][i][order].to(fake.dtype), fake[i][order]], dim=-1)  # (t, c, h, 2w)
         path = folder / f"{prefix}_{start + i:02d}.mp4"
-        write_video(path, side, fps=fps)
+        write_video(path, labelled_frames(batch, fake, i), fps=fps)
         paths.append(path)
     captions = batch.get("caption")
     if captions and any(captions):
@@ -399,7 +402,12 @@ def _frame_order(batch: Mapping[str, Any], i: int) -> torch.Tensor:
     return slots[torch.argsort(batch["frame_idx"][i][slots])]
 
 
-def _strip(batch: Mapping[str, Any], video: torch.Tensor, i: int) -> torch.Tensor:
-    """(t, c, h, w) -> (c, h, t' w): sample ``i``'s valid frames side by side."""
-    frames = video[_frame_order(batch, i)].float().clamp(-1, 1)
-    return torch.cat(list(frames), dim=-1)
+def labelled_frames(batch: Mapping[str, Any], fake: torch.Tensor, i: int) -> np.ndarray:
+    """Sample ``i``'s valid frames in frame order as labelled ``real | model`` uint8 ``(t', H, W, 3)`` frames,
+    observed ones framed in orange (:func:`vidiff.io.compare_frames`)."""
+    from vidiff.io import compare_frames
+
+    order = _frame_order(batch, i)
+    observed = batch["observed"][i][order] if "observed" in batch else torch.zeros(len(order), dtype=bool)
+    return compare_frames(batch["video"][i][order].float().clamp(-1, 1), fake[i][order].float().clamp(-1, 1),
+                          observed.tolist(), batch["frame_idx"][i][order].tolist())
