@@ -124,7 +124,7 @@ def test_given_indices_with_commas_and_spaces(capsys):
         (["--length", "50", "--max-frames", "8", "--given", "-1"], "--given"),
         (["--name", "nope", "--length", "50", "--max-frames", "8"], "hierarchy-N"),
         (["--length", "50", "--max-frames", "8", "--step-size", "8"], "step_size"),
-        (["--length", "50", "--max-frames", "8", "--max-batch", "0"], "--max-batch"),
+        (["--length", "50", "--max-frames", "8", "--max-batch", "0"], "--batch-budget"),  # the old spelling
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(argv, argument, capsys, tmp_path):

@@ -32,11 +32,14 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (also the keys of scripts/sample_batch.py's config files, with ``_``)."""
+    from vidiff.commands.options import add_ckpt_argument, add_device_argument, sampler_help, scheme_help
+    from vidiff.pipelines.stages import DEFAULT_SPACING, DEFAULT_STEPS
+
     g = parser.add_argument_group("model and plan")
-    g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
-    g.add_argument("--scheme", default=None,
-                   help="long-video scheme (default hierarchy-2; interpolate with --keyframes), or a per-frame one: "
-                        "fifo, df-pyramid, df-autoregressive, rolling; see `vidiff scheme`")
+    add_ckpt_argument(g, "checkpoint written by `vidiff fit`, or weights file from `vidiff export` "
+                         "(EMA weights)")
+    g.add_argument("--scheme", default=None, metavar="SCHEME",
+                   help=scheme_help("hierarchy-2; interpolate with --keyframes alone"))
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
@@ -49,14 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fractional history guidance: the uncond history is noised to this timestep "
                         "(default: the last one, i.e. history dropped)")
     g = parser.add_argument_group("sampler")
-    g.add_argument("--sampler", default="ddim",
-                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
-    g.add_argument("--steps", type=int, default=50,
-                   help="denoising steps per stage (default 50); per-frame schemes: levels per frame (fifo: "
-                        "n = steps // K partitions unless --partitions)")
+    g.add_argument("--sampler", default="ddim", metavar="SAMPLER", help=sampler_help())
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"denoising steps per stage (default {DEFAULT_STEPS}); per-frame schemes: levels "
+                        "per frame (fifo: n = steps // K partitions unless --partitions)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-    from vidiff.pipelines.stages import DEFAULT_SPACING
-
     g.add_argument("--spacing", default=DEFAULT_SPACING,
                    help="timestep spacing: trailing (default: start at the last timestep, where the noise belongs), "
                         "leading or linspace")
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed; video i of a run is the same for any batching")
     g.add_argument("--batch-budget", type=int, default=16,
                    help="most stage x video items per forward pass (1 = sequential; default 16)")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(g)
     g.add_argument("--decode-chunk", type=int, default=16, help="frames per autoencoder decode call (latent models)")
     g = parser.add_argument_group("conditioning")
     g.add_argument("--observed", default=None, help="a video to continue: its first --num-observed frames are given")
@@ -272,6 +272,9 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     from vidiff.io.outputs import SAMPLE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import SamplerSettings, VideoPipeline, accelerate
 
+    from vidiff.commands.options import resolve_device
+
+    args.device = resolve_device(args.device)
     pipe = VideoPipeline(accelerate(load_model_option(args.ckpt, args.device), speed_of(args)))
     model = pipe.model
     scheme, max_frames = check_arguments(args, model)

@@ -27,6 +27,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from vidiff.pipelines.stages import DEFAULT_STEPS
+
 log = logging.getLogger(__name__)
 
 
@@ -182,11 +184,12 @@ class SampleVideos(Callback):
         every_n_validations: sample at every n-th validation.
         num_videos: videos per validation.
         sampler: a name of :data:`vidiff.diffusion.SAMPLERS` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
-        steps: sampling steps.
-        guidance_scale: classifier-free guidance scale (text-conditioned models).
+        steps: sampling steps (default :data:`vidiff.pipelines.DEFAULT_STEPS`, as the commands' ``--steps``).
+        guidance: classifier-free guidance scale (text-conditioned models), as the commands' ``--guidance``.
         fps: frame rate of the mp4 files.
         seed: noise seed (the same every time, so successive samples are comparable).
         folder: sub-folder of ``default_root_dir`` for the videos.
+        guidance_scale: the earlier name of ``guidance``, still accepted in configs.
     """
 
     def __init__(
@@ -194,11 +197,12 @@ class SampleVideos(Callback):
         every_n_validations: int = 1,
         num_videos: int = 4,
         sampler: str = "ddim",
-        steps: int = 25,
-        guidance_scale: float = 1.0,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = 1.0,
         fps: float = 4.0,
         seed: int = 0,
         folder: str = "samples",
+        guidance_scale: float | None = None,
     ) -> None:
         for name, value in (
             ("every_n_validations", every_n_validations),
@@ -208,7 +212,12 @@ class SampleVideos(Callback):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"samples.{name}: expected a positive integer, got {value!r}")
         self.every_n_validations, self.num_videos = every_n_validations, num_videos
-        self.sampler, self.steps, self.guidance_scale = sampler, steps, guidance_scale
+        if guidance_scale is not None:
+            if guidance != 1.0 and guidance != guidance_scale:
+                raise ValueError(f"samples.guidance_scale: the old name of samples.guidance; give one of "
+                                 f"them, got guidance={guidance} and guidance_scale={guidance_scale}")
+            guidance = guidance_scale
+        self.sampler, self.steps, self.guidance = sampler, steps, guidance
         self.fps, self.seed, self.folder = fps, seed, folder
         self._batch: dict[str, Any] | None = None
         self._validations = 0
@@ -239,7 +248,7 @@ class SampleVideos(Callback):
             _to(batch, pl_module.device),
             sampler=self.sampler,
             steps=self.steps,
-            guidance_scale=self.guidance_scale,
+            guidance_scale=self.guidance,
             seed=self.seed,
         ).cpu()
         self.last_folder = self.write(Path(trainer.default_root_dir), model_step(trainer), batch, fake)
