@@ -294,8 +294,8 @@ def write_side_by_side(
 
 class PredictVideos(Callback):
     """``vidiff predict``: writes what ``predict_step`` generates for each batch (the data module's prediction
-    masks) as ``<default_root_dir>/predictions/step_NNNNNN/predict_II.mp4`` (left: real, right: model; NNNNNN the
-    checkpoint's step) and says where at the end."""
+    masks) as ``<default_root_dir>/predictions/step_NNNNNN/predict_II.mp4`` (real | model, labelled;
+    NNNNNN the checkpoint's step) and says where at the end."""
 
     def __init__(self, fps: float = 4.0, folder: str = "predictions") -> None:
         self.fps, self.folder = fps, folder
@@ -318,7 +318,8 @@ class PredictVideos(Callback):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self.count:
-            print(f"vidiff predict: wrote {self.count} videos to {self.last_folder}/ (left: real, right: model)")
+            print(f"vidiff predict: wrote {self.count} videos to {self.last_folder}/ (real | model, observed "
+                  "frames framed in orange)")
 
 
 class ContextUse(Callback):
