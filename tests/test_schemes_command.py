@@ -124,7 +124,7 @@ def test_given_indices_with_commas_and_spaces(capsys):
         (["--length", "50", "--max-frames", "8", "--given", "-1"], "--given"),
         (["--name", "nope", "--length", "50", "--max-frames", "8"], "hierarchy-N"),
         (["--length", "50", "--max-frames", "8", "--step-size", "8"], "step_size"),
-        (["--length", "50", "--max-frames", "8", "--max-batch", "0"], "--max-batch"),
+        (["--length", "50", "--max-frames", "8", "--max-batch", "0"], "--batch-budget"),  # the old spelling
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(argv, argument, capsys, tmp_path):
@@ -149,3 +149,23 @@ def test_render_long_video_with_touching_cells():
         for frame in range(600):
             x0, y0, x1, y1 = geo.cell_box(row, frame)
             assert image.getpixel((x0, y0)) == image.getpixel((x1, y1)) == COLOURS[states[row][frame]]
+
+
+def test_png_has_a_frame_axis_readable_at_300_frames(tmp_path, capsys):
+    """`vidiff scheme --png` at 300 frames: a tick under every round frame number (0, 25, ..., 275 and the
+    last frame), between the grid and the legend."""
+    from vidiff.cli import main
+    from vidiff.schemes.draw import AXIS_H, INK, tick_step
+
+    assert main(["scheme", "--name", "hierarchy-2", "--length", "300", "--max-frames", "20",
+                 "--png", str(tmp_path / "p.png")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"wrote {tmp_path / 'p.png'}")
+    stages = plan("hierarchy-2", 300, 20)
+    geo = layout(len(stages), 300)
+    assert tick_step(299) == 25 and geo.cell_w >= 4
+    assert geo.height >= geo.top + len(stages) * geo.cell_h + AXIS_H
+    with Image.open(tmp_path / "p.png") as im:
+        y = geo.top + len(stages) * geo.cell_h + 2 + 4  # inside a major tick, below the minor ones
+        ink = [x for x in range(geo.left, geo.left + 300 * geo.cell_w) if im.getpixel((x, y)) == INK]
+    centre = lambda f: geo.left + f * geo.cell_w + (geo.cell_w - 1 - geo.gap_x) // 2  # noqa: E731
+    assert ink == [centre(f) for f in [*range(0, 300, 25), 299]]

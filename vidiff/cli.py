@@ -95,10 +95,13 @@ def _run(name: str, argv: list[str]) -> int:
 
         run_lightning_cli(argv)
         return 0
+    from vidiff.commands.options import HelpFormatter, dashed
+
     module = importlib.import_module(COMMANDS[name])
-    parser = argparse.ArgumentParser(prog=f"vidiff {name}", description=module.HELP)
+    parser = argparse.ArgumentParser(prog=f"vidiff {name}", description=module.HELP,
+                                     formatter_class=HelpFormatter)
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser.parse_args(dashed(parser, argv[1:]))
     args._argv = argv[1:]  # the command line as typed (e.g. for `vidiff sample`'s --resume hint)
     code = module.run(args)
     return int(code or 0)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     code = main([
         "sample", "--ckpt", str(ckpt), "--scheme", args.scheme, "--step-size", str(args.step_size),
         "--length", str(args.length), "--sampler", "ddim", "--steps", str(args.steps), "--spacing", "trailing",
-        "--num-videos", "2", "--seed", "0", "--out", str(samples), *given,
+        "--num-videos", "2", "--seed", "0", "--out", str(samples), "--png-strip", "--overwrite", *given,
     ])
     train_samples = ckpt.parent.parent / "samples"
     trained = f"\n  training samples: {train_samples}/" if not args.pretrained and train_samples.is_dir() else ""

@@ -25,8 +25,12 @@ BASELINE_CHOICES = ("copy-last", "linear", "noise", "all")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
+    from vidiff.commands.options import add_ckpt_argument, add_device_argument, sampler_help, scheme_help
+    from vidiff.pipelines.stages import DEFAULT_SPACING, DEFAULT_STEPS
+
     g = parser.add_argument_group("what to evaluate")
-    g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
+    add_ckpt_argument(g, "checkpoint written by `vidiff fit`, or weights file from `vidiff export` "
+                         "(EMA weights)")
     g.add_argument("--task", required=True, choices=TASK_CHOICES, help="what is given and what is scored")
     g.add_argument("--num-videos", type=int, default=16, help="held-out ground-truth videos (default 16)")
     g.add_argument("--num-observed", type=int, default=8,
@@ -40,29 +44,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--split-offset", type=int, default=0, help="shift the held-out split (default 0)")
     g.add_argument("--i3d", default=None, help="local I3D weights file: adds FVD and KVD (docs/metrics.md)")
     g = parser.add_argument_group("sampling")
-    g.add_argument("--scheme", default=None, help="long-video scheme (default per task; see `vidiff scheme`)")
+    g.add_argument("--scheme", default=None, metavar="SCHEME", help=scheme_help("per task", levels=False))
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
                    help="frames generated per stage (default: 1 for prediction with its default scheme, else the "
                         "scheme's)")
-    g.add_argument("--sampler", default="ddim",
-                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
-    g.add_argument("--steps", type=int, default=50, help="denoising steps per stage (default 50)")
+    g.add_argument("--sampler", default="ddim", metavar="SAMPLER", help=sampler_help())
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"denoising steps per stage (default {DEFAULT_STEPS})")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0)")
-    g.add_argument("--spacing", default="trailing", help="timestep spacing: trailing (default), leading or linspace")
+    g.add_argument("--spacing", default=DEFAULT_SPACING,
+                   help=f"timestep spacing: trailing, leading or linspace (default {DEFAULT_SPACING})")
     g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale, text task (1 = off)")
     g.add_argument("--history-guidance", type=float, default=1.0,
                    help="history guidance scale: uncond + s * (cond - uncond), uncond with the observed frames "
                         "dropped (1 = off)")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument("--batch-budget", type=int, default=16, help="stage x video items per forward pass (default 16)")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     from vidiff.commands.speed import add_speed_arguments
 
     add_speed_arguments(parser)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="folder for report.json and report.md")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's report and videos in --out (without it such a folder is "
+                   "refused)")
     g.add_argument("--save-videos", type=int, default=0,
                    help="also write this many mp4s (ground truth | model side by side) to OUT/videos")
 
@@ -72,10 +80,15 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     from vidiff.commands.sample import load_model_option
     from vidiff.commands.speed import speed_of
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate, write_report
+    from vidiff.io.outputs import EVALUATE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import accelerate
 
     if args.save_videos < 0:
         raise ValueError(f"--save-videos: expected >= 0, got {args.save_videos}")
+    from vidiff.commands.options import resolve_device
+
+    earlier = claim_folder(args.out, EVALUATE_OUTPUTS, args.overwrite)
+    args.device = resolve_device(args.device)
     model = accelerate(load_model_option(args.ckpt, args.device), speed_of(args))
     if args.i3d is not None and Path(args.i3d).is_file():  # an unsafe or wrong I3D file fails now, not after sampling
         from vidiff.metrics import load_i3d
@@ -103,6 +116,7 @@ def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(msg) from err
     report["settings"]["ckpt"] = str(args.ckpt)
     out = Path(args.out)
+    remove_outputs(earlier)
     write_report(out, report)
     if args.save_videos:
         _save_videos(out / "videos", videos, args.save_videos)

@@ -16,7 +16,9 @@ HELP = "write a checkpoint's sampling weights (EMA net + settings) to a small .s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (e.g. RUN/checkpoints/last.ckpt)")
+    from vidiff.commands.options import add_ckpt_argument
+
+    add_ckpt_argument(parser, "checkpoint written by `vidiff fit` (e.g. RUN/checkpoints/last.ckpt)")
     parser.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     parser.add_argument("--raw", action="store_true", help="export the raw trained weights instead of the EMA ones")
 

@@ -32,12 +32,14 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options (also the keys of scripts/sample_batch.py's config files, with ``_``)."""
+    from vidiff.commands.options import add_ckpt_argument, add_device_argument, sampler_help, scheme_help
+    from vidiff.pipelines.stages import DEFAULT_SPACING, DEFAULT_STEPS
+
     g = parser.add_argument_group("model and plan")
-    g.add_argument("--ckpt", required=True, help="checkpoint written by `vidiff fit` (EMA weights are used)")
-    g.add_argument("--scheme", default=None,
-                   help="long-video scheme (default hierarchy-2; interpolate with --keyframes), or a per-frame one: "
-                        "fifo, df-pyramid, df-autoregressive, rolling, or keyframes then a per-frame fill: "
-                        "STAGE+LEVEL such as hierarchy-2+fifo; see `vidiff scheme`")
+    add_ckpt_argument(g, "checkpoint written by `vidiff fit`, or weights file from `vidiff export` "
+                         "(EMA weights)")
+    g.add_argument("--scheme", default=None, metavar="SCHEME",
+                   help=scheme_help("hierarchy-2; interpolate with --keyframes alone"))
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
@@ -50,14 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fractional history guidance: the uncond history is noised to this timestep "
                         "(default: the last one, i.e. history dropped)")
     g = parser.add_argument_group("sampler")
-    g.add_argument("--sampler", default="ddim",
-                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
-    g.add_argument("--steps", type=int, default=50,
-                   help="denoising steps per stage (default 50); per-frame schemes: levels per frame (fifo: "
-                        "n = steps // K partitions unless --partitions)")
+    g.add_argument("--sampler", default="ddim", metavar="SAMPLER", help=sampler_help())
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"denoising steps per stage (default {DEFAULT_STEPS}); per-frame schemes: levels "
+                        "per frame (fifo: n = steps // K partitions unless --partitions)")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-    from vidiff.pipelines.stages import DEFAULT_SPACING
-
     g.add_argument("--spacing", default=DEFAULT_SPACING,
                    help="timestep spacing: trailing (default: start at the last timestep, where the noise belongs), "
                         "leading or linspace")
@@ -70,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed; video i of a run is the same for any batching")
     g.add_argument("--batch-budget", type=int, default=16,
                    help="most stage x video items per forward pass (1 = sequential; default 16)")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(g)
     g.add_argument("--decode-chunk", type=int, default=16, help="frames per autoencoder decode call (latent models)")
     g = parser.add_argument_group("conditioning")
     g.add_argument("--observed", default=None, help="a video to continue: its first --num-observed frames are given")
@@ -90,8 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--png-strip", action="store_true", help="also write a png strip of frames per video")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true",
-                   help="discard the saved frames of an interrupted run in --out and sample afresh (without it, or "
-                   "--resume, such a run is refused)")
+                   help="replace an earlier run in --out: its videos, gallery and settings, or an "
+                   "interrupted run's saved frames (only files vidiff wrote are removed; without it such a "
+                   "folder is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
     from vidiff.commands.speed import add_speed_arguments
@@ -263,11 +263,13 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         write_gallery,
         write_gif,
         write_json_atomic,
-        write_png_strip,
+        write_labelled_strip,
         write_video,
     )
     from vidiff.io.atomic import sweep_temporaries
+    from vidiff.commands.options import resolve_device
     from vidiff.commands.speed import speed_of
+    from vidiff.io.outputs import SAMPLE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import (
         GivenFrames,
         ResumeOptions,
@@ -277,11 +279,11 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         accelerate,
     )
 
+    args.device = resolve_device(args.device)
     pipe = VideoPipeline(accelerate(load_model_option(args.ckpt, args.device), speed_of(args)))
     model = pipe.model
     scheme, max_frames = check_sample_options(args, model)
     given, given_idx = given_frames(args, model.image_shape)
-    n_given = len(given_idx)
     plan = plan_of(args, pipe, scheme, max_frames, given_idx)
     per_frame = not isinstance(plan, list)
     if not per_frame and not plan:
@@ -300,7 +302,9 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--overwrite: discards the saved state that --resume continues; give one of them")
     with lock_folder(out, what="--out"):  # one writer per folder; a second one stops at once
         sweep_temporaries(out, out / "state")  # left by a killed run; safe while we hold the lock
+        resuming = args.resume and _saved_waves(out / "state") is not None
         _keep_saved_state(out / "state", args.resume, args.overwrite)
+        earlier = [] if resuming else claim_folder(out, SAMPLE_OUTPUTS, args.overwrite)
         start = time.perf_counter()
         resume = ResumeOptions(out / "state", args.resume, args.stop_after_wave)
         videos = pipe.run(
@@ -315,29 +319,65 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
             facts = dict(stages=len(plan))
         videos = videos.clamp(-1, 1)
         seconds = time.perf_counter() - start
-        run_settings = {k: v for k, v in vars(args).items()
-                        if k not in ("stop_after_wave", "no_progress") and not k.startswith("_")}
-        run_settings.update(scheme=scheme, max_frames=max_frames, given_frames=n_given, **facts,
-                            seconds=round(seconds, 2), image_shape=list(model.image_shape))
+        run_settings = used_settings(args, model, plan, scheme, max_frames, given_idx)
+        run_settings.update(**facts, seconds=round(seconds, 2))
         items = []
+        remove_outputs(earlier)  # the earlier run's files go only now that the new ones are ready
         kept = f"the sampled frames are kept in {out / 'state'}; free space and rerun with --resume"
         for i, video in enumerate(videos):
             stem = f"video_{i:03d}"
             write_video(out / f"{stem}.mp4", video, fps=args.fps, crf=args.crf, quality=args.quality, kept=kept)
             if args.gif:
                 write_gif(out / f"{stem}.gif", video, fps=args.fps)
-            if args.png_strip:
-                write_png_strip(out / f"{stem}.png", video, max_frames=32)
+            shown = write_labelled_strip(out / f"{stem}.png", video, given_idx) if args.png_strip else None
+            per_video = {"seed": args.seed, "prompt": args.prompt or ""}
             items.append(GalleryItem(f"{stem}.mp4", title=f"video {i}", gif=f"{stem}.gif" if args.gif else None,
-                                     strip=f"{stem}.png" if args.png_strip else None,
-                                     settings={"seed": args.seed, "video": i, "prompt": args.prompt or ""}))
+                                     strip=f"{stem}.png" if args.png_strip else None, settings=per_video,
+                                     num_frames=len(video), fps=args.fps, given=given_idx,
+                                     strip_frames=shown))
         write_json_atomic(out / "settings.json", run_settings)
-        write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames")
+        write_gallery(out, items, run_settings, title=f"vidiff sample: {scheme}, {args.length} frames",
+                      summary=summary_line(run_settings))
         for name in ("state.safetensors", "state.json"):
             (out / "state" / name).unlink(missing_ok=True)
         if (out / "state").is_dir() and not any((out / "state").iterdir()):
             (out / "state").rmdir()
         return run_settings
+
+
+def used_settings(
+    args: argparse.Namespace, model: Any, plan: Any, scheme: str, max_frames: int, given_idx: list[int]
+) -> dict[str, Any]:
+    """The values a run actually used (defaults resolved), for ``settings.json`` and the gallery: the
+    options as given, then the scheme, K, step size, sampler, steps and spacing in force, the checkpoint's
+    training step and the vidiff version."""
+    from vidiff import __version__
+    from vidiff.schemes.registry import check_plan_arguments as resolve_plan_arguments
+
+    options = {k: v for k, v in vars(args).items() if k not in ("stop_after_wave", "no_progress")
+               and not k.startswith("_")}
+    per_frame = not isinstance(plan, list)
+    step_size = args.step_size if per_frame else resolve_plan_arguments(
+        args.length, max_frames, args.step_size, given_idx)[2]
+    step = model.global_step if model.global_step is not None and model.global_step >= 0 else None
+    return {**options, "scheme": scheme, "max_frames": max_frames, "step_size": step_size,
+            "sampler": args.sampler, "steps": args.steps,
+            "spacing": args.spacing, "given_frames": len(given_idx), "given_indices": list(given_idx),
+            "image_shape": list(model.image_shape), "checkpoint_step": step, "vidiff_version": __version__}
+
+
+def summary_line(settings: dict[str, Any]) -> str:
+    """One line for the gallery's head: what made the videos."""
+    step = settings.get("checkpoint_step")
+    parts = [f"{settings['num_videos']} video{'' if settings['num_videos'] == 1 else 's'} of "
+             f"{settings['length']} frames",
+             f"{settings['scheme']} (K={settings['max_frames']}, step size {settings['step_size']})",
+             f"{settings['sampler']}, {settings['steps']} steps, {settings['spacing']} spacing",
+             f"checkpoint {settings['ckpt']}" + (f" (step {step})" if step is not None else ""),
+             f"vidiff {settings['vidiff_version']}"]
+    if settings.get("given_frames"):
+        parts.insert(2, f"{settings['given_frames']} given frames")
+    return " · ".join(parts)
 
 
 def _saved_waves(state: Path) -> int | None:

@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from vidiff.schemes import SCHEMES, Stage, batches, plan
+from vidiff.io.atomic import atomic_path
+from vidiff.schemes import Stage, batches, plan
 from vidiff.schemes.draw import ascii_plan, render_plan
 from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan
 
@@ -19,11 +20,11 @@ HELP = "plan a long video with a sampling scheme and show it (summary, --list ta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--name", default="hierarchy-2",
-        help=f"scheme: {', '.join(SCHEMES)}; per-frame levels: {', '.join(LEVEL_SCHEMES)}; keyframes then "
-             "per-frame fill: STAGE+LEVEL, e.g. hierarchy-2+fifo (default: hierarchy-2)"
-    )
+    from vidiff.commands.options import scheme_help
+    from vidiff.pipelines.stages import DEFAULT_STEPS
+
+    parser.add_argument("--scheme", "--name", dest="scheme", default="hierarchy-2", metavar="SCHEME",
+                        help=scheme_help("hierarchy-2"))
     parser.add_argument("--length", type=int, required=True, help="T: frames in the video")
     parser.add_argument("--max-frames", type=int, required=True, help="K: frames the model sees at once")
     parser.add_argument(
@@ -42,14 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--png", default=None, help="write a picture of the plan to this .png file")
     parser.add_argument("--list", action="store_true", help="print the plan as a table (one line per stage)")
-    parser.add_argument(
-        "--max-batch", type=int, default=None, help="at most this many stages per batched pass"
-    )
+    parser.add_argument("--batch-budget", "--max-batch", dest="batch_budget", type=int, default=None,
+                        help="at most this many stages per batched pass (default: no limit)")
     levels = parser.add_argument_group("per-frame schemes (fifo, df-pyramid, df-autoregressive, rolling)")
     add_level_arguments(levels)
-    levels.add_argument("--steps", type=int, default=50,
-                        help="levels each frame visits (df-*, rolling; default 50); fifo: n = steps // K partitions "
-                             "unless --partitions is given")
+    levels.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"levels each frame visits (df-*, rolling; default {DEFAULT_STEPS}); fifo: "
+                             "n = steps // K partitions unless --partitions is given")
     levels.add_argument("--num-timesteps", type=int, default=1000, help="the model's training timesteps (default 1000)")
     levels.add_argument("--spacing", default=None, help="timestep spacing of the ladder (default trailing)")
 
@@ -125,11 +125,10 @@ def summary(stages: list[Stage], length: int, given: list[int], max_batch: int |
 
 def write_png_atomic(image, path: str | os.PathLike) -> Path:
     """Save a PIL image as PNG so that ``path`` appears complete or not at all (temp file + os.replace)."""
-    from vidiff.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
+    path = Path(path)
+    with atomic_path(path) as tmp:  # the umask's permissions, not mkstemp's 0600
         image.save(tmp, format="PNG")
-    return Path(path)
+    return path
 
 
 def run_levels(args: argparse.Namespace) -> int:
@@ -140,7 +139,7 @@ def run_levels(args: argparse.Namespace) -> int:
 
     try:
         given = _given(args)
-        p = make_level_plan(args, args.name, args.length, args.max_frames, args.num_timesteps, given)
+        p = make_level_plan(args, args.scheme, args.length, args.max_frames, args.num_timesteps, given)
     except ValueError as err:
         print(f"vidiff scheme: {err}", file=sys.stderr)
         return 2
@@ -173,21 +172,21 @@ def run_levels(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from vidiff.pipelines.video import is_per_frame
 
-    if isinstance(args.name, str) and is_per_frame(args.name):
+    if isinstance(args.scheme, str) and is_per_frame(args.scheme):
         return run_levels(args)
     try:
         given = _given(args)
-        stages = plan(args.name, args.length, args.max_frames, args.step_size, given)
-        if args.max_batch is not None and args.max_batch < 1:
-            raise ValueError(f"--max-batch: expected >= 1, got {args.max_batch}")
+        stages = plan(args.scheme, args.length, args.max_frames, args.step_size, given)
+        if args.batch_budget is not None and args.batch_budget < 1:
+            raise ValueError(f"--batch-budget: expected >= 1, got {args.batch_budget}")
     except ValueError as err:
         print(f"vidiff scheme: {err}", file=sys.stderr)
         return 2
     step = args.step_size if args.step_size is not None else args.max_frames // 2
-    head = f"{args.name}: length {args.length}, max_frames {args.max_frames}, step_size {step}"
+    head = f"{args.scheme}: length {args.length}, max_frames {args.max_frames}, step_size {step}"
     head += f", {len(given)} given"
     print(f"scheme {head}")
-    for line in summary(stages, args.length, given, args.max_batch):
+    for line in summary(stages, args.length, given, args.batch_budget):
         print(f"  {line}")
     if args.list:
         print(ascii_plan(stages, args.length, given))

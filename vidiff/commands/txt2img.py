@@ -29,15 +29,18 @@ SD_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "sd15"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
+    from vidiff.commands.options import add_ckpt_argument, add_device_argument, sampler_help
+    from vidiff.pipelines.stages import DEFAULT_STEPS
+
     g = parser.add_argument_group("model (one of --ckpt, --sd-ckpt)")
-    g.add_argument("--ckpt", default=None, help="text-to-image checkpoint written by `vidiff fit` (EMA weights)")
+    add_ckpt_argument(g, "text-to-image checkpoint written by `vidiff fit` (EMA weights)", required=False)
     g.add_argument("--sd-ckpt", default=None, help="Stable Diffusion 1.x single file (.safetensors or .ckpt)")
     g.add_argument("--sd-config", default=None,
                    help="folder with unet.yaml, autoencoder.yaml, text_encoder.yaml (default: configs/sd15)")
     g.add_argument("--tokenizer", default=None,
                    help="CLIP tokenizer folder (vocab.json, merges.txt) for --sd-ckpt; replaces tokenizer_path")
     g.add_argument("--sd-ema", action="store_true", help="use the model_ema.* U-Net weights of a full SD file")
-    g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(g)
     g = parser.add_argument_group("prompt")
     g.add_argument("--prompt", default="", help="the text prompt")
     g.add_argument("--negative-prompt", default=None, help="used in place of the empty prompt by guidance")
@@ -52,17 +55,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --init-image: 0 = the image, 1 = pure noise (default 0.8; 1 with --mask)")
     g.add_argument("--mask", default=None, help="inpainting mask image, white = repaint (the init image's size)")
     g = parser.add_argument_group("sampler")
-    g.add_argument("--sampler", default="ddim",
-                   help="ddpm, ddim, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_exponential or unipc (default ddim)")
-    g.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    g.add_argument("--sampler", default="ddim", metavar="SAMPLER", help=sampler_help())
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"denoising steps (default {DEFAULT_STEPS})")
     g.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-    g.add_argument("--spacing", default="leading", help="timestep spacing: leading, trailing or linspace")
+    g.add_argument("--spacing", default="leading",
+                   help="timestep spacing: leading, trailing or linspace (default leading, as Stable "
+                   "Diffusion)")
     g.add_argument("--num-images", type=int, default=4, help="images to generate (default 4)")
     g.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     g.add_argument("--size", type=int, default=None,
                    help="image height and width (default: the model's; 512 for --sd-ckpt)")
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's images and settings in --out (without it such a folder is "
+                   "refused)")
     g.add_argument("--nrow", type=int, default=None, help="images per grid row (default: all in one row up to 8)")
 
 
@@ -145,12 +153,17 @@ def init_and_mask(args: argparse.Namespace, size: tuple[int, int]) -> tuple[torc
 def txt2img_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff txt2img` does; returns the settings written to ``settings.json``."""
     from vidiff.io import save_image, save_image_grid, to_uint8, write_json_atomic
+    from vidiff.io.outputs import TXT2IMG_OUTPUTS, claim_folder, remove_outputs
 
     for name in ("steps", "num_images"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
     if args.size is not None and args.size < 1:
         raise ValueError(f"--size: expected >= 1, got {args.size}")
+    from vidiff.commands.options import resolve_device
+
+    earlier = claim_folder(args.out, TXT2IMG_OUTPUTS, args.overwrite)
+    args.device = resolve_device(args.device)
     t2i = load_generator(args)
     _, h, w = t2i.image_shape
     size = (args.size, args.size) if args.size is not None else (h, w)
@@ -168,6 +181,7 @@ def txt2img_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_outputs(earlier)
     nrow = args.nrow or min(args.num_images, 8)
     save_image_grid(out / "grid.png", images, nrow=nrow)
     for i, frame in enumerate(to_uint8(images)):

@@ -4,14 +4,25 @@ from vidiff.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from vidiff.io.frames import pad_to_even, to_float, to_uint8
 from vidiff.io.gallery import GalleryItem, render_gallery, write_gallery
 from vidiff.io.lock import FolderInUseError, FolderLock, lock_folder
-from vidiff.io.images import make_grid, save_image, save_image_grid, write_gif, write_png_strip
+from vidiff.io.images import (
+    GIVEN_RGB,
+    compare_frames,
+    make_grid,
+    save_image,
+    save_image_grid,
+    write_gif,
+    write_labelled_strip,
+    write_png_strip,
+)
 from vidiff.io.video import count_frames, read_video, write_video
 
 __all__ = [
+    "GIVEN_RGB",
     "FolderInUseError",
     "FolderLock",
     "GalleryItem",
     "atomic_path",
+    "compare_frames",
     "count_frames",
     "lock_folder",
     "make_grid",
@@ -25,6 +36,7 @@ __all__ = [
     "write_gallery",
     "write_gif",
     "write_json_atomic",
+    "write_labelled_strip",
     "write_png_strip",
     "write_text_atomic",
     "write_video",

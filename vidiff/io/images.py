@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,64 @@ def write_png_strip(
     return save_image_grid(path, frames[idx], nrow=nrow or len(idx), padding=padding)
 
 
+#: Colour that marks given (observed / keyframe) frames in strips, the gallery and validation videos.
+GIVEN_RGB = (255, 140, 0)
+
+
+def write_labelled_strip(
+    path: str | os.PathLike,
+    video: ArrayLike,
+    given: Sequence[int] = (),
+    max_frames: int | None = 32,
+    nrow: int = 8,
+    min_size: int = 48,
+) -> list[int]:
+    """Save frames of a video in rows of ``nrow``, each with its frame number under it and the ``given``
+    frames framed in :data:`GIVEN_RGB` (the gallery's strip).
+
+    Args:
+        path: output png.
+        video: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``.
+        given: frame numbers that were given rather than sampled.
+        max_frames: at most this many frames: the first and last of each run of given frames, the rest evenly
+            spread; None keeps all.
+        nrow: frames per row.
+        min_size: small frames are enlarged (nearest neighbour, whole multiples) to at least this height.
+
+    Returns:
+        the frame numbers shown, in order.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    from vidiff.io.gallery import runs
+
+    frames = to_uint8(video)
+    ends = {f for run in runs([i for i in given if 0 <= i < len(frames)]) for f in run}
+    spread = None if max_frames is None else max(2, max_frames - len(ends - {0, len(frames) - 1}))
+    idx = sorted(set(strip_indices(len(frames), 1, spread)) | ends)  # each run of given frames shows
+    _, h, w, _ = frames.shape
+    scale = max(1, -(-min_size // h))
+    font = ImageFont.load_default(size=11)
+    border, label = 3, 14
+    cell_w, cell_h = w * scale + 2 * border, h * scale + 2 * border + label
+    ncol = min(nrow, len(idx))
+    rows = -(-len(idx) // ncol)
+    sheet = Image.new("RGB", (ncol * cell_w, rows * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    marked = set(given)
+    for n, i in enumerate(idx):
+        r, col = divmod(n, ncol)
+        x, y = col * cell_w, r * cell_h
+        if i in marked:
+            draw.rectangle([x, y, x + cell_w - 1, y + h * scale + 2 * border - 1], fill=GIVEN_RGB)
+        frame = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
+        sheet.paste(frame, (x + border, y + border))
+        draw.text((x + cell_w / 2, y + h * scale + 2 * border + label / 2), str(i), fill=(0, 0, 0), font=font,
+                  anchor="mm")
+    save_image(path, np.asarray(sheet))
+    return idx
+
+
 def write_gif(path: str | os.PathLike, video: ArrayLike, fps: float = 8.0, loop: int = 0) -> Path:
     """Write an animated gif atomically and check that it opens.
 
@@ -119,3 +178,55 @@ def write_gif(path: str | os.PathLike, video: ArrayLike, fps: float = 8.0, loop:
         with Image.open(tmp) as check:
             check.verify()
     return path
+
+
+def compare_frames(
+    real: ArrayLike,
+    fake: ArrayLike,
+    observed: Sequence[bool],
+    frame_idx: Sequence[int],
+    min_size: int = 64,
+) -> np.ndarray:
+    """Labelled ``real | model`` frames for validation samples: each frame of the two videos side by side
+    under the words "real" and "model", framed in :data:`GIVEN_RGB` when it was observed (given to the
+    model), with "frame N" (and "observed") under it.
+
+    Args:
+        real, fake: float ``(t, c, h, w)`` in [-1, 1] or uint8 ``(t, h, w, c)``, the same shape.
+        observed: ``t`` flags, True where the frame was given to the model.
+        frame_idx: ``t`` frame numbers (positions in the source video).
+        min_size: small frames are enlarged (nearest neighbour, whole multiples) to at least this height.
+
+    Returns:
+        uint8 ``(t, H, W, 3)``; ``H`` and ``W`` even (ready for mp4).
+    """
+    from PIL import ImageDraw, ImageFont
+
+    a, b = to_uint8(real), to_uint8(fake)
+    if a.shape != b.shape:
+        raise ValueError(f"real, fake: expected the same shape, got {a.shape} and {b.shape}")
+    t, h, w, _ = a.shape
+    if len(observed) != t or len(frame_idx) != t:
+        raise ValueError(f"observed, frame_idx: expected {t} entries each, got {len(observed)}, "
+                         f"{len(frame_idx)}")
+    scale = max(1, -(-min_size // h))
+    fh, fw, border, head, foot, gap = h * scale, w * scale, 3, 14, 14, 4
+    width = 2 * (fw + 2 * border) + gap
+    height = head + fh + 2 * border + foot
+    width, height = width + width % 2, height + height % 2
+    font = ImageFont.load_default(size=11)
+    out = np.empty((t, height, width, 3), np.uint8)
+    for i in range(t):
+        tile = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(tile)
+        for k, (frames, label) in enumerate(((a, "real"), (b, "model"))):
+            x = k * (fw + 2 * border + gap)
+            draw.text((x + border + fw / 2, head / 2), label, fill=(0, 0, 0), font=font, anchor="mm")
+            if observed[i]:
+                draw.rectangle([x, head, x + fw + 2 * border - 1, head + fh + 2 * border - 1], fill=GIVEN_RGB)
+            image = Image.fromarray(frames[i]).resize((fw, fh), Image.NEAREST)
+            tile.paste(image, (x + border, head + border))
+        note = f"frame {int(frame_idx[i])}" + (" · observed" if observed[i] else "")
+        draw.text((width / 2, height - foot / 2 - 1), note, fill=(0, 0, 0), font=font, anchor="mm")
+        out[i] = np.asarray(tile)
+    return out

@@ -28,6 +28,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from vidiff.arguments import check_int
+from vidiff.pipelines.stages import DEFAULT_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +177,20 @@ class SampleVideos(Callback):
 
     Every ``every_n_validations``-th validation (skipping Lightning's sanity check), the first ``num_videos`` of the
     first validation batch are completed by ``VideoDiffusion.generate`` (EMA weights, observed frames given) and
-    written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (left: real, right: sampled; only valid
-    frames, in frame order) and logged to TensorBoard as image strips (top: real, bottom: sampled).
+    written as ``<default_root_dir>/samples/step_NNNNNN/sample_II.mp4`` (only valid frames, in frame order)
+    and logged to TensorBoard as a grid of the same frames: each frame is labelled ``real | model`` with its
+    frame number, observed frames framed in orange (:func:`vidiff.io.compare_frames`).
 
     Args:
         every_n_validations: sample at every n-th validation.
         num_videos: videos per validation.
         sampler: a name of :data:`vidiff.diffusion.SAMPLERS` (``ddpm``, ``ddim``, ``dpmpp_2m``, ``unipc``, ...).
-        steps: sampling steps.
-        guidance_scale: classifier-free guidance scale (text-conditioned models).
+        steps: sampling steps (default :data:`vidiff.pipelines.DEFAULT_STEPS`, as the commands' ``--steps``).
+        guidance: classifier-free guidance scale (text-conditioned models), as the commands' ``--guidance``.
         fps: frame rate of the mp4 files.
         seed: noise seed (the same every time, so successive samples are comparable).
         folder: sub-folder of ``default_root_dir`` for the videos.
+        guidance_scale: the earlier name of ``guidance``, still accepted in configs.
     """
 
     def __init__(
@@ -195,11 +198,12 @@ class SampleVideos(Callback):
         every_n_validations: int = 1,
         num_videos: int = 4,
         sampler: str = "ddim",
-        steps: int = 25,
-        guidance_scale: float = 1.0,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = 1.0,
         fps: float = 4.0,
         seed: int = 0,
         folder: str = "samples",
+        guidance_scale: float | None = None,
     ) -> None:
         for name, value in (
             ("every_n_validations", every_n_validations),
@@ -208,7 +212,12 @@ class SampleVideos(Callback):
         ):
             check_int(f"samples.{name}", value)
         self.every_n_validations, self.num_videos = every_n_validations, num_videos
-        self.sampler, self.steps, self.guidance_scale = sampler, steps, guidance_scale
+        if guidance_scale is not None:
+            if guidance != 1.0 and guidance != guidance_scale:
+                raise ValueError(f"samples.guidance_scale: the old name of samples.guidance; give one of "
+                                 f"them, got guidance={guidance} and guidance_scale={guidance_scale}")
+            guidance = guidance_scale
+        self.sampler, self.steps, self.guidance = sampler, steps, guidance
         self.fps, self.seed, self.folder = fps, seed, folder
         self._batch: dict[str, Any] | None = None
         self._validations = 0
@@ -239,15 +248,18 @@ class SampleVideos(Callback):
             _to(batch, pl_module.device),
             sampler=self.sampler,
             steps=self.steps,
-            guidance_scale=self.guidance_scale,
+            guidance_scale=self.guidance,
             seed=self.seed,
         ).cpu()
         self.last_folder = self.write(Path(trainer.default_root_dir), model_step(trainer), batch, fake)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
+                from vidiff.io import make_grid
+
                 for i in range(len(fake)):
-                    strip = torch.cat([_strip(batch, batch["video"][i], i), _strip(batch, fake[i], i)], dim=1)
-                    logger.experiment.add_image(f"samples/{i:02d}", (strip + 1) / 2, trainer.global_step)
+                    grid = make_grid(labelled_frames(batch, fake, i), nrow=8, padding=4, pad_value=200)
+                    logger.experiment.add_image(f"samples/{i:02d}", grid, trainer.global_step,
+                                                dataformats="HWC")
 
     def write(self, root: Path, step: int, batch: Mapping[str, Any], fake: torch.Tensor) -> Path:
         """Write the side-by-side mp4s (and captions) of one validation; returns their folder."""
@@ -260,18 +272,17 @@ class SampleVideos(Callback):
 def write_side_by_side(
     folder: Path, batch: Mapping[str, Any], fake: torch.Tensor, fps: float, prefix: str = "sample", start: int = 0
 ) -> list[Path]:
-    """``folder/PREFIX_II.mp4`` per video (left: real, right: generated; valid frames in frame order), numbered
-    from ``start``, and the captions (if any) appended to ``folder/captions.txt``."""
+    """``folder/PREFIX_II.mp4`` per video (:func:`labelled_frames`: left real, right generated, labelled,
+    observed frames framed in orange; valid frames in frame order), numbered from ``start``, and the captions
+    (if any) appended to ``folder/captions.txt``."""
     from vidiff.io.atomic import write_text_atomic
     from vidiff.io.video import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(len(fake)):
-        order = _frame_order(batch, i)
-        side = torch.cat([batch["video"][i][order].to(fake.dtype), fake[i][order]], dim=-1)  # (t, c, h, 2w)
         path = folder / f"{prefix}_{start + i:02d}.mp4"
-        write_video(path, side, fps=fps)
+        write_video(path, labelled_frames(batch, fake, i), fps=fps)
         paths.append(path)
     captions = batch.get("caption")
     if captions and any(captions):
@@ -283,8 +294,8 @@ def write_side_by_side(
 
 class PredictVideos(Callback):
     """``vidiff predict``: writes what ``predict_step`` generates for each batch (the data module's prediction
-    masks) as ``<default_root_dir>/predictions/step_NNNNNN/predict_II.mp4`` (left: real, right: model; NNNNNN the
-    checkpoint's step) and says where at the end."""
+    masks) as ``<default_root_dir>/predictions/step_NNNNNN/predict_II.mp4`` (real | model, labelled;
+    NNNNNN the checkpoint's step) and says where at the end."""
 
     def __init__(self, fps: float = 4.0, folder: str = "predictions") -> None:
         self.fps, self.folder = fps, folder
@@ -307,7 +318,8 @@ class PredictVideos(Callback):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self.count:
-            print(f"vidiff predict: wrote {self.count} videos to {self.last_folder}/ (left: real, right: model)")
+            print(f"vidiff predict: wrote {self.count} videos to {self.last_folder}/ (real | model, observed "
+                  "frames framed in orange)")
 
 
 class ContextUse(Callback):
@@ -399,7 +411,12 @@ def _frame_order(batch: Mapping[str, Any], i: int) -> torch.Tensor:
     return slots[torch.argsort(batch["frame_idx"][i][slots])]
 
 
-def _strip(batch: Mapping[str, Any], video: torch.Tensor, i: int) -> torch.Tensor:
-    """(t, c, h, w) -> (c, h, t' w): sample ``i``'s valid frames side by side."""
-    frames = video[_frame_order(batch, i)].float().clamp(-1, 1)
-    return torch.cat(list(frames), dim=-1)
+def labelled_frames(batch: Mapping[str, Any], fake: torch.Tensor, i: int) -> np.ndarray:
+    """Sample ``i``'s valid frames in frame order as labelled ``real | model`` uint8 ``(t', H, W, 3)`` frames,
+    observed ones framed in orange (:func:`vidiff.io.compare_frames`)."""
+    from vidiff.io import compare_frames
+
+    order = _frame_order(batch, i)
+    observed = batch["observed"][i][order] if "observed" in batch else torch.zeros(len(order), dtype=bool)
+    return compare_frames(batch["video"][i][order].float().clamp(-1, 1), fake[i][order].float().clamp(-1, 1),
+                          observed.tolist(), batch["frame_idx"][i][order].tolist())

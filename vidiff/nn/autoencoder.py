@@ -434,7 +434,7 @@ def save_autoencoder(model: AutoencoderKL, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with writing(path), atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:  # the umask's permissions, not mkstemp's 0600
         save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config)})
     return path
 

@@ -22,12 +22,13 @@ from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.long_video import Interrupted, fill_frames, sample_long_videos
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.speed import Speed, accelerate
-from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings, StageRunner
+from vidiff.pipelines.stages import DEFAULT_SPACING, DEFAULT_STEPS, SamplerSettings, StageRunner
 from vidiff.pipelines.t2i import TextToImage
 from vidiff.pipelines.video import VideoPipeline, load, make_plan
 
 __all__ = [
     "DEFAULT_SPACING",
+    "DEFAULT_STEPS",
     "Conditioning",
     "GivenFrames",
     "Interrupted",

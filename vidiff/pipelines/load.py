@@ -103,5 +103,5 @@ def _build(path: Path, use_ema: bool, overrides: dict[str, Any]) -> VideoModel:
     return VideoModel(
         net=parts["net"], schedule=schedule, prediction=prediction, frame_shape=tuple(int(v) for v in frame_shape),
         image_shape=(channels, size, size), autoencoder=autoencoder, text_encoder=parts["text_encoder"],
-        max_frames=hparams.get("max_frames", 8),
+        max_frames=hparams.get("max_frames", 8), global_step=stored.checkpoint.get("global_step"),
     )

@@ -24,6 +24,7 @@ class VideoModel:
         autoencoder: has ``encode_video(x, chunk_size)`` / ``decode_video(z, chunk_size)``, or None (pixel model).
         text_encoder: has ``encode(list[str]) -> (b, L, d)`` and ``null_embedding(b)``, or None.
         max_frames: frames the model saw per training sample (K), if known.
+        global_step: the training step the weights come from, if known (shown in galleries).
     """
 
     net: NetFn
@@ -34,6 +35,7 @@ class VideoModel:
     autoencoder: Any = None
     text_encoder: Any = None
     max_frames: int | None = None
+    global_step: int | None = None
 
     @classmethod
     def from_module(cls, module: Any, net: NetFn | None = None, text_encoder: Any = None) -> VideoModel:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 #: starts at ``T - T / steps`` (t = 800 for 5 steps) from pure noise, and a 64-frame autoregressive video of the
 #: reference model kept its objects in 10% of its frames instead of 81% (docs/benchmarks.md, "Timestep spacing").
 DEFAULT_SPACING = "trailing"
+#: Sampling steps (per stage; per frame for per-frame schemes) when a front door is not told: every command's
+#: ``--steps`` and validation samples (``samples.steps``).
+DEFAULT_STEPS = 50
 
 
 @dataclass

@@ -22,6 +22,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 CHARS = {"generated": "X", "observed": "o", "given": "=", "done": "-", "todo": "."}
 BACKGROUND = (247, 247, 247)
 INK = (40, 40, 40)
+#: Pixels between a picture's grid and its legend taken by the frame axis (ticks, numbers, "frame").
+AXIS_H = 30
 
 
 def cell_states(stages: Sequence[Stage], length: int, given: Iterable[int] = ()) -> list[list[str]]:
@@ -92,15 +94,53 @@ def layout(num_stages: int, length: int, max_width: int = 1200, max_height: int 
     cell_h = max(1, min(16, max(cell_w, 6), max_height // max(num_stages, 1)))
     gap_x = 1 if cell_w >= 4 else 0
     gap_y = 1 if cell_h >= 4 else 0
-    left, top, bottom = 44, 26, 28
+    left, top, bottom = 44, 26, 28 + AXIS_H
     width = max(left + length * cell_w + 8, 420)
     height = top + num_stages * cell_h + bottom
     return Layout(left, top, cell_w, cell_h, gap_x, gap_y, width, height)
 
 
+def tick_step(length: int, most: int = 12) -> int:
+    """A round tick spacing in frames (1, 2, 5, 10, 20, 25, 50, 100, ...) with at most ``most`` intervals."""
+    steps = sorted({m * 10**e for e in range(9) for m in (1, 2, 5)} | {25 * 10**e for e in range(8)})
+    return next(step for step in steps if length / step <= most)
+
+
+def font(size: int = 12):
+    """Pillow's built-in font at ``size`` pixels (a scalable one on Pillow >= 10.1, else the small bitmap)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def draw_frame_axis(draw, geo: Layout, length: int, rows: int) -> None:
+    """Under a grid of ``rows`` rows: a tick at round frame numbers (:func:`tick_step`, first and last frame
+    too), the numbers under them and the axis name, so a 300-frame picture can be read frame by frame."""
+    y = geo.top + rows * geo.cell_h + 2
+    x_of = lambda f: geo.left + f * geo.cell_w + (geo.cell_w - 1 - geo.gap_x) // 2  # noqa: E731 - cell centre
+    draw.line((geo.left, y, geo.left + length * geo.cell_w - 1, y), fill=INK)
+    step = tick_step(length - 1)
+    minor = step // 5 if step % 5 == 0 and step >= 5 else step // 2 if step % 2 == 0 else 0
+    if minor and (length - 1) / minor <= geo.width // 4:
+        for f in range(0, length, minor):
+            draw.line((x_of(f), y, x_of(f), y + 2), fill=INK)
+    ticks = list(range(0, length, step))
+    if length - 1 - ticks[-1] >= step / 2:
+        ticks.append(length - 1)
+    small = font(11)
+    for f in ticks:
+        draw.line((x_of(f), y, x_of(f), y + 5), fill=INK)
+        draw.text((x_of(f), y + 6), str(f), fill=INK, font=small, anchor="mt")
+    draw.text((4, y + 6), "frame", fill=INK, font=small)
+
+
 def render_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = (), title: str = "", **sizes):
     """Draw the plan as a PIL RGB image (rows = stages top to bottom, columns = frames left to right),
-    with stage numbers on the left, a title on top and a colour legend below.
+    with stage numbers on the left, a title on top, a frame axis with ticks under the grid and a colour legend
+    below.
 
     Args:
         stages: the plan.
@@ -118,7 +158,7 @@ def render_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = (),
     image = Image.new("RGB", (geo.width, geo.height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     if title:
-        draw.text((4, 6), title, fill=INK)
+        draw.text((4, 6), title, fill=INK, font=font(12))
     label_every = max(1, (12 + geo.cell_h - 1) // geo.cell_h)
     for i, row in enumerate(cell_states(stages, length, given)):
         start = 0
@@ -130,7 +170,8 @@ def render_plan(stages: Sequence[Stage], length: int, given: Iterable[int] = (),
                 start = f
         if i % label_every == 0:
             draw.text((4, geo.top + i * geo.cell_h - 2), str(i), fill=INK)
-    x, y = 4, geo.top + len(stages) * geo.cell_h + 8
+    draw_frame_axis(draw, geo, length, len(stages))
+    x, y = 4, geo.top + len(stages) * geo.cell_h + 8 + AXIS_H
     for state in STATES:
         draw.rectangle((x, y, x + 10, y + 10), fill=COLOURS[state], outline=INK)
         draw.text((x + 14, y), state, fill=INK)

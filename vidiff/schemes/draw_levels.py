@@ -8,7 +8,7 @@ glance. The geometry is :func:`vidiff.schemes.draw.layout`'s, as for FDM plans.
 
 from __future__ import annotations
 
-from .draw import BACKGROUND, INK, layout
+from .draw import AXIS_H, BACKGROUND, INK, draw_frame_axis, font, layout
 
 NOISE = (8, 29, 88)  # dark blue: the top of the ladder (pure noise)
 MID = (65, 182, 196)  # teal: half way (a yellow-green-blue ramp, so no level looks like the grey of given frames)
@@ -42,7 +42,8 @@ def ascii_levels(plan, num_timesteps: int) -> str:
 
 
 def render_levels(plan, num_timesteps: int, title: str = "", **sizes):
-    """Draw the level matrix as a PIL RGB image with step numbers on the left, a title and a colour legend.
+    """Draw the level matrix as a PIL RGB image with step numbers on the left, a title, a frame axis with
+    ticks and a colour legend.
 
     Cell ``(g, f)`` is filled with ``level_colour(plan.levels[g, f])`` (given frames :data:`GIVEN_COLOUR`) at
     ``layout(plan.steps + 1, plan.length, **sizes).cell_box(g, f)``.
@@ -54,7 +55,7 @@ def render_levels(plan, num_timesteps: int, title: str = "", **sizes):
     image = Image.new("RGB", (geo.width, geo.height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     if title:
-        draw.text((4, 6), title, fill=INK)
+        draw.text((4, 6), title, fill=INK, font=font(12))
     given = set(plan.given)
     label_every = max(1, (12 + geo.cell_h - 1) // geo.cell_h)
     for g, row in enumerate(rows):
@@ -62,7 +63,8 @@ def render_levels(plan, num_timesteps: int, title: str = "", **sizes):
             draw.rectangle(geo.cell_box(g, f), fill=GIVEN_COLOUR if f in given else level_colour(lv, num_timesteps))
         if g % label_every == 0:
             draw.text((4, geo.top + g * geo.cell_h - 2), str(g), fill=INK)
-    x, y = 4, geo.top + len(rows) * geo.cell_h + 8
+    draw_frame_axis(draw, geo, plan.length, len(rows))
+    x, y = 4, geo.top + len(rows) * geo.cell_h + 8 + AXIS_H
     for label, colour in (("given", GIVEN_COLOUR), ("clean", CLEAN_COLOUR),
                           ("low noise", level_colour(0, num_timesteps)),
                           ("pure noise", level_colour(num_timesteps - 1, num_timesteps))):
