@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-from test_lit_helpers import random_sampling_checkpoint
+from lit_helpers import random_sampling_checkpoint
 
 from vidiff import __version__
 from vidiff.cli import main

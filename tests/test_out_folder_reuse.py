@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from test_lit_helpers import random_sampling_checkpoint
+from lit_helpers import random_sampling_checkpoint
 from test_txt2img import t2i_ckpt  # noqa: F401 - a fixture
 
 from vidiff.cli import main
