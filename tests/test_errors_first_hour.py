@@ -213,9 +213,9 @@ def test_decoder_logs_never_reach_the_terminal(ckpt, bad_files, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume_and_a_rerun_keeps_the_state(ckpt, tmp_path, capsys, monkeypatch):
-    import vidiff.pipelines.long_video as executor
+    import vidiff.pipelines.level_state as executor
 
-    real_save = executor._save_state
+    real_save = executor.save_state
 
     def save_then_interrupt(*args, **kwargs):
         real_save(*args, **kwargs)
@@ -224,13 +224,13 @@ def test_ctrl_c_says_how_to_resume_and_a_rerun_keeps_the_state(ckpt, tmp_path, c
     out = tmp_path / "out"
     argv = ["sample", "--ckpt", str(ckpt), "--length", "60", "--steps", "1", "--num-videos", "1", "--out", str(out),
             "--no-progress"]
-    monkeypatch.setattr(executor, "_save_state", save_then_interrupt)
+    monkeypatch.setattr(executor, "save_state", save_then_interrupt)
     assert main(argv) == 130
     assert capsys.readouterr().err.strip().splitlines() == [
         f"vidiff sample: interrupted; 1 finished wave saved in {out / 'state'}; continue with: vidiff sample --ckpt "
         f"{ckpt} --length 60 --steps 1 --num-videos 1 --out {out} --no-progress --resume"]
     assert sorted(p.name for p in out.rglob("*")) == ["state", "state.json", "state.safetensors"]
-    monkeypatch.setattr(executor, "_save_state", real_save)
+    monkeypatch.setattr(executor, "save_state", real_save)
 
     saved = (out / "state" / "state.safetensors").read_bytes()
     assert main(argv) == 2  # without --resume: refused, the state kept

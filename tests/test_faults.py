@@ -199,7 +199,14 @@ def test_mp4_write_when_ffmpeg_dies(tmp_path, monkeypatch):
 def test_sampling_state_on_a_full_disk_and_a_corrupt_state(tmp_path, monkeypatch):
     import safetensors.torch
 
-    from vidiff.pipelines.long_video import _load_state, _save_state
+    from vidiff.pipelines.level_state import STAGE_KIND, LevelState, load_state, save_state
+
+    def _save_state(path, frames, next_wave, sig):
+        save_state(path, LevelState(frames, next_wave, 0, []), sig, STAGE_KIND)
+
+    def _load_state(path, sig):
+        state = load_state(path, sig, 0, STAGE_KIND)
+        return state.x, state.next_step
 
     _save_state(tmp_path, torch.ones(2, 3), 1, '{"a": 1}')
     before = (tmp_path / "state.safetensors").read_bytes()

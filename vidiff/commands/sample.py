@@ -382,7 +382,7 @@ def summary_line(settings: dict[str, Any]) -> str:
 
 def _saved_waves(state: Path) -> int | None:
     """How many waves an interrupted run saved in ``state`` (0 when unreadable), or None when nothing is saved."""
-    from vidiff.pipelines.long_video import STATE_JSON, STATE_TENSORS
+    from vidiff.pipelines.level_state import STATE_JSON, STATE_TENSORS
 
     if not (state / STATE_TENSORS).exists() and not (state / STATE_JSON).exists():
         return None
@@ -395,7 +395,7 @@ def _saved_waves(state: Path) -> int | None:
 def _keep_saved_state(state: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to sample over an interrupted run's frames unless ``--resume`` or ``--overwrite`` says what to do
     with them (docs/decisions.md); with ``--overwrite`` they are deleted here."""
-    from vidiff.pipelines.long_video import STATE_JSON, STATE_TENSORS
+    from vidiff.pipelines.level_state import STATE_JSON, STATE_TENSORS
 
     waves = _saved_waves(state)
     if waves is None or resume:

@@ -1,10 +1,10 @@
-"""Resumable state of a per-frame run (:func:`vidiff.pipelines.level_video.run_level_plan`).
+"""Resumable state of every executor: stage plans (:mod:`vidiff.pipelines.long_video`, after each wave),
+per-frame plans (:func:`vidiff.pipelines.level_video.run_level_plan`, after a global step) and combined ones.
 
-After a global step the whole video state ``x`` ``(n, T, ...)``, the next step and the step-noise generators'
-states (``eta > 0``) are saved atomically in ``state_dir`` as ``state.safetensors`` (+ a readable
-``state.json``), the files and layout of the stage executor's state (:mod:`vidiff.pipelines.long_video`), so
-``vidiff sample --resume`` and its checks treat both alike: a global step of a per-frame plan is its wave
-(``next_wave`` = steps done). A run with other settings (plan, seed, videos, eta, guidance, given frames,
+The whole video state ``x`` ``(n, T, ...)``, the next wave or step and (per-frame runs with ``eta > 0``) the
+step-noise generators' states are saved atomically in ``state_dir`` as ``state.safetensors`` (+ a readable
+``state.json``); ``kind`` tells the executors apart, so ``vidiff sample --resume`` and its checks treat all
+alike: a global step of a per-frame plan is its wave (``next_wave`` = steps done). A run with other settings (plan, seed, videos, eta, guidance, given frames,
 context) is refused by a signature; the batch budget may differ, it changes nothing.
 """
 
@@ -23,8 +23,10 @@ from vidiff.io.errors import reading, writing
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
-#: ``state.json``'s ``kind`` for a per-frame run's state (the stage executor writes none)
+#: ``state.json``'s ``kind`` for a per-frame run's state
 KIND = "per-frame steps"
+#: ``kind`` of a stage plan's state (:mod:`vidiff.pipelines.long_video`)
+STAGE_KIND = "stage waves"
 ADVICE = "rerun with --overwrite instead of --resume to sample afresh"
 #: ``kind`` of the keyframe phase of a combined run (:mod:`vidiff.pipelines.keyframe_video`)
 KEYFRAME_KIND = "keyframe waves"

@@ -14,7 +14,6 @@ options, run options); every argument after the plan is keyword-only.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -25,60 +24,16 @@ import torch
 from tqdm.auto import tqdm
 
 from vidiff.arguments import check_int
-from vidiff.io.atomic import atomic_path, write_json_atomic
-from vidiff.io.errors import reading, writing
+from vidiff.pipelines import level_state
 from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, RunOptions
+from vidiff.pipelines.level_state import LevelState
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.stages import Item, SamplerSettings, StageRunner, group_items
 
 log = logging.getLogger(__name__)
 
-STATE_TENSORS = "state.safetensors"
-STATE_JSON = "state.json"
-
-
 class Interrupted(RuntimeError):
     """Raised by ``stop_after_wave`` (tests and ``--stop-after-wave``): the state on disk is resumable."""
-
-
-def _signature(**fields: Any) -> str:
-    return json.dumps(fields, sort_keys=True, default=str)
-
-
-def _save_state(state_dir: Path, frames: torch.Tensor, next_wave: int, signature: str) -> None:
-    """Frames so far and the plan position, in one atomically replaced safetensors file (+ a json copy)."""
-    from safetensors.torch import save_file
-
-    meta = {"next_wave": str(next_wave), "signature": signature}
-    path = state_dir / STATE_TENSORS
-    kept = (
-        f"the previous state in {path} is intact; free space and rerun with --resume"
-        if path.is_file()
-        else "no state was saved yet; free space and run again"
-    )
-    with atomic_path(path) as tmp, writing(path, kept):
-        save_file({"frames": frames.detach().cpu().contiguous()}, str(tmp), metadata=meta)
-    with writing(state_dir / STATE_JSON, f"the state in {path} is saved; free space and rerun with --resume"):
-        write_json_atomic(state_dir / STATE_JSON, {"next_wave": next_wave, "signature": json.loads(signature)})
-
-
-def _load_state(state_dir: Path, signature: str) -> tuple[torch.Tensor, int] | None:
-    from safetensors import safe_open
-
-    path = state_dir / STATE_TENSORS
-    if not path.is_file():
-        return None
-    with reading(path, "sampling state", "rerun with --overwrite instead of --resume to sample afresh"), safe_open(
-        str(path), framework="pt"
-    ) as f:
-        meta = f.metadata() or {}
-        frames = f.get_tensor("frames") if meta.get("signature") == signature else None
-    if frames is None:
-        raise ValueError(
-            f"resume: {path} was written by a run with other settings; "
-            "use the same settings (or another --out) to resume"
-        )
-    return frames, int(meta["next_wave"])
 
 
 def _stage_observed(stage: Any, available: Sequence[int], frames: torch.Tensor, max_frames: int) -> tuple[int, ...]:
@@ -94,14 +49,6 @@ def _stage_observed(stage: Any, available: Sequence[int], frames: torch.Tensor, 
 
     embeddings = {f: frame_embedding(frames[f]) for f in available}
     return tuple(resolve_stage(stage, available, embeddings, max_frames).observed)
-
-
-def _digest(t: torch.Tensor | None) -> str | None:
-    if t is None:
-        return None
-    import hashlib
-
-    return hashlib.sha256(t.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def sample_long_videos(
@@ -178,7 +125,7 @@ def sample_long_videos(
                           batch_budget=options.batch_budget)
                 bar.set_postfix(wave=f"{w + 1}/{len(waves)}")
                 if state_path is not None:
-                    _save_state(state_path, frames, w + 1, signature)
+                    level_state.save_state(state_path, LevelState(frames, w + 1, 0, []), signature, level_state.STAGE_KIND)
                 if resume.stop_after_wave is not None and w == resume.stop_after_wave:
                     raise Interrupted(f"stopped after wave {w} of {len(waves)} (state in {state_path})")
     finally:
@@ -212,12 +159,12 @@ def plan_signature(
     given: GivenFrames | None, conditioning: Conditioning,
 ) -> str:
     """Everything that decides the videos, as the json text a saved state must match to be resumed."""
-    return _signature(
+    return level_state.signature(
         seed=seed, length=length, num_videos=num_videos, settings=asdict(settings),
         stages=[[list(s.observed), list(s.latent), bool(getattr(s, "adaptive", False))] for s in stages],
         given_idx=[int(i) for i in given.indices] if given is not None else [],
-        given=_digest(given.frames if given is not None else None),
-        context=_digest(conditioning.context), null=_digest(conditioning.uncond),
+        given=level_state.digest(given.frames if given is not None else None),
+        context=level_state.digest(conditioning.context), null=level_state.digest(conditioning.uncond),
     )
 
 
@@ -228,11 +175,11 @@ def resume_state(
     ``(frames, 0)``."""
     if resume.state_dir is None or not resume.resume:
         return frames, 0
-    loaded = _load_state(Path(resume.state_dir), signature)
+    loaded = level_state.load_state(Path(resume.state_dir), signature, 0, level_state.STAGE_KIND)
     if loaded is None:
         return frames, 0
-    log.info("resuming %s at wave %d of %d", resume.state_dir, loaded[1], waves)
-    return loaded[0].to(frames.device), loaded[1]
+    log.info("resuming %s at wave %d of %d", resume.state_dir, loaded.next_step, waves)
+    return loaded.x.to(frames.device), loaded.next_step
 
 
 def run_items(
