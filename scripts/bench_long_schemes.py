@@ -25,7 +25,7 @@ hierarchy-2+fifo       keyframes every min(2K, T') >= K by hierarchy-2,       ~ 
 
 Counted evaluations (network calls x items, per video) are printed beside the scores: persistence, miss rate,
 objects per frame (detected, mean over generated frames; the ground truth's in its row), motion consistency,
-wall seconds and peak memory (CPU: the peak resident set of a forked child that runs only that scheme, so it
+wall seconds and peak memory (CPU: the peak resident set of a spawned child that runs only that scheme, so it
 includes the loaded model and torch; CUDA: ``torch.cuda.max_memory_allocated``). Prints a markdown table;
 ``--out`` also writes it and the raw rows as JSON.
 """
@@ -165,8 +165,9 @@ def _child(conn, pipe, run, truth, spec, args) -> None:
 
 
 def run_isolated(pipe: Any, run: Run, truth: Any, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`run_one` in a forked child (CPU), so its peak resident memory is this scheme's alone."""
-    ctx = multiprocessing.get_context("fork")
+    """:func:`run_one` in a child process (CPU), so its peak resident memory is this scheme's alone. The child
+    is spawned, not forked: a child forked after torch's OpenMP threads ran can hang in its first parallel op."""
+    ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, pipe, run, truth, spec, args))
     proc.start()

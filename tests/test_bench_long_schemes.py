@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "bench_long_schemes.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the spawned child that runs each scheme imports the module by name
 spec = importlib.util.spec_from_file_location("bench_long_schemes", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 sys.modules["bench_long_schemes"] = bench  # its dataclasses look their module up
