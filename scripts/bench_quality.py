@@ -17,7 +17,6 @@ evaluation's report under ``--out``. Figures for docs/benchmarks.md ("Quality").
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys

@@ -14,7 +14,7 @@ from pathlib import Path
 from vidiff.io.atomic import atomic_path
 from vidiff.schemes import Stage, batches, plan
 from vidiff.schemes.draw import ascii_plan, render_plan
-from vidiff.schemes.levels import LEVEL_SCHEMES, LevelPlan
+from vidiff.schemes.levels import LevelPlan
 
 HELP = "plan a long video with a sampling scheme and show it (summary, --list table, --png picture)"
 
