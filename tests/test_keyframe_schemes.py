@@ -15,6 +15,7 @@ from vidiff.commands import scheme as scheme_cmd
 from vidiff.diffusion.per_frame import CLEAN
 from vidiff.diffusion.samplers import sample_ddim
 from vidiff.pipelines import Interrupted, VideoModel, VideoPipeline
+from vidiff.pipelines.inputs import RunOptions
 from vidiff.pipelines.keyframe_video import sample_keyframe_videos
 from vidiff.pipelines.stages import SamplerSettings
 from vidiff.pipelines.video import make_plan
@@ -107,11 +108,12 @@ def test_gaussian_data_every_frame_has_the_right_mean_and_variance(name, kwargs)
     b, a = float(ends[0]), float(ends[1] - ends[0])
     assert abs(a - STD) < 0.03 and abs(b - MU) < 0.01
     settings = SamplerSettings("ddim", 100)
-    out = sample_keyframe_videos(model, plan, 2, 3, settings=settings, progress=False)
+    out = sample_keyframe_videos(model, plan, 2, 3, settings=settings, options=RunOptions(progress=False))
     per_frame = out.transpose(0, 1).reshape(14, -1)
     torch.testing.assert_close(per_frame.mean(1), torch.full((14,), b), atol=0.02, rtol=0)
     torch.testing.assert_close(per_frame.std(1), torch.full((14,), a), atol=0.02, rtol=0)
-    again = sample_keyframe_videos(model, plan, 2, 3, settings=settings, progress=False, batch_budget=1)
+    again = sample_keyframe_videos(model, plan, 2, 3, settings=settings,
+                                   options=RunOptions(batch_budget=1, progress=False))
     assert torch.equal(out, again)
 
 

@@ -12,7 +12,6 @@ interrupted run resumes in either phase to the videos of an uninterrupted one.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from vidiff.pipelines import level_state
+from vidiff.pipelines.inputs import Conditioning, ResumeOptions, RunOptions
 from vidiff.pipelines.level_video import sample_level_videos
 from vidiff.pipelines.long_video import Interrupted
 from vidiff.pipelines.stages import Item, SamplerSettings, StageRunner, group_items
@@ -85,16 +85,11 @@ def sample_keyframe_videos(
     *,
     settings: SamplerSettings | None = None,
     given: torch.Tensor | None = None,
-    context: torch.Tensor | None = None,
-    null_context: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
     history_guidance_level: int | None = None,
-    batch_budget: int = 16,
-    progress: bool = True,
+    resume: ResumeOptions | None = None,
+    options: RunOptions | None = None,
     decode: bool = True,
-    decode_chunk: int = 16,
-    state_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    stop_after_wave: int | None = None,
 ) -> torch.Tensor:
     """Videos ``(n, T, c, h, w)`` from a combined plan (module docstring).
 
@@ -104,28 +99,27 @@ def sample_keyframe_videos(
         settings: the keyframe stages' sampler (any sampler of the core); the fill steps with DDIM and its
             ``eta``, ``guidance`` and ``history_guidance``.
         given: ``(n or 1, len(plan.prefix), ...)`` the prefix in model space, or None.
-        context, null_context: text conditioning (``(n, L, d)``, ``(n or 1, L, d)``) or None.
+        conditioning: text conditioning, or None.
         history_guidance_level: the fill's uncond history level (:func:`run_level_plan`).
-        batch_budget, progress, decode, decode_chunk: as for the other executors.
-        state_dir, resume: save / continue the run's state (either phase).
-        stop_after_wave: raise :class:`vidiff.pipelines.Interrupted` after this wave, counting the keyframe
-            waves first, then the fill's global steps.
+        resume: save / continue the run's state (either phase); ``stop_after_wave`` counts the keyframe waves
+            first, then the fill's global steps.
+        options, decode: as for the other executors.
     """
-    settings = settings or SamplerSettings()
-    waves = plan.waves
-    state_path = None if state_dir is None else Path(state_dir)
-    in_fill = resume and state_path is not None and level_state.saved_kind(state_path) == level_state.KIND
+    settings, conditioning = settings or SamplerSettings(), conditioning or Conditioning()
+    resume, options = resume or ResumeOptions(), options or RunOptions(progress=True)
+    waves, stop_after_wave = plan.waves, resume.stop_after_wave
+    state_path = None if resume.state_dir is None else Path(resume.state_dir)
+    in_fill = resume.resume and state_path is not None and level_state.saved_kind(state_path) == level_state.KIND
     if in_fill:  # the keyframes are done: they sit, clean, in the fill's saved state
         frames = level_state.saved_frames(state_path).to(model.device)
     else:
         stop = stop_after_wave if stop_after_wave is not None and stop_after_wave < waves else None
-        frames = _keyframes(model, plan, num_videos, seed, settings, given, context, null_context,
-                            batch_budget, progress, state_path, resume, stop)
+        frames = _keyframes(model, plan, num_videos, seed, settings, given, conditioning.context,
+                            conditioning.uncond, options.batch_budget, options.progress, state_path, resume.resume,
+                            stop)
     stop = None if stop_after_wave is None or stop_after_wave < waves else stop_after_wave - waves
     return sample_level_videos(
-        model, plan.fill, num_videos, seed, eta=settings.eta, given=frames[:, list(plan.fill.given)],
-        context=context, null_context=null_context, guidance=settings.guidance,
-        history_guidance=settings.history_guidance, history_guidance_level=history_guidance_level,
-        batch_budget=batch_budget, progress=progress, decode=decode, decode_chunk=decode_chunk,
-        state_dir=state_dir, resume=in_fill, stop_after_wave=stop, waves_before=waves,
+        model, plan.fill, num_videos, seed, settings=settings, given=frames[:, list(plan.fill.given)],
+        conditioning=conditioning, history_guidance_level=history_guidance_level,
+        resume=ResumeOptions(resume.state_dir, in_fill, stop), options=options, decode=decode, waves_before=waves,
     )

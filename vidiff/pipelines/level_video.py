@@ -36,8 +36,9 @@ import torch
 from vidiff.diffusion.per_frame import CLEAN, ddim_level_step
 from vidiff.pipelines import level_state
 from vidiff.pipelines.denoiser import conditioned_denoiser, per_video
+from vidiff.pipelines.inputs import Conditioning, ResumeOptions, RunOptions
 from vidiff.pipelines.long_video import Interrupted
-from vidiff.pipelines.stages import item_generator
+from vidiff.pipelines.stages import SamplerSettings, item_generator
 
 log = logging.getLogger(__name__)
 
@@ -256,20 +257,13 @@ def sample_level_videos(
     num_videos: int = 1,
     seed: int = 0,
     *,
-    eta: float = 0.0,
+    settings: SamplerSettings | None = None,
     given: torch.Tensor | None = None,
-    context: torch.Tensor | None = None,
-    null_context: torch.Tensor | None = None,
-    guidance: float = 1.0,
-    history_guidance: float = 1.0,
+    conditioning: Conditioning | None = None,
     history_guidance_level: int | None = None,
-    batch_budget: int = 16,
-    progress: bool = True,
+    resume: ResumeOptions | None = None,
+    options: RunOptions | None = None,
     decode: bool = True,
-    decode_chunk: int = 16,
-    state_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    stop_after_wave: int | None = None,
     save_every: int = 1,
     save_interval: float = 10.0,
     waves_before: int = 0,
@@ -281,14 +275,16 @@ def sample_level_videos(
         videos = sample_level_videos(model, plan, num_videos=2, seed=0)   # (2, 300, c, h, w) in [-1, 1]
 
     ``given`` ``(n or 1, len(plan.given), c, h, w)`` is in model space (encode pixels with ``model.encode``).
-    Other arguments (``state_dir``, ``resume``: resumable runs, saved at most every ``save_interval`` seconds)
-    as :func:`run_level_plan`; ``context`` / ``null_context`` / ``guidance`` as in
-    :func:`vidiff.pipelines.long_video.sample_long_videos`.
+    ``settings``: only ``eta``, ``guidance`` and ``history_guidance`` apply (the plan holds the levels);
+    ``conditioning``, ``resume`` (saved at most every ``save_interval`` seconds) and ``options`` as in
+    :func:`vidiff.pipelines.long_video.sample_long_videos`; the rest as :func:`run_level_plan`.
     """
     from tqdm.auto import tqdm
 
+    settings, conditioning = settings or SamplerSettings(), conditioning or Conditioning()
+    resume, options = resume or ResumeOptions(), options or RunOptions(progress=True)
     net, device = model.net, model.device
-    bar = tqdm(total=plan.steps, disable=not progress, unit="step", desc="sampling", dynamic_ncols=True)
+    bar = tqdm(total=plan.steps, disable=not options.progress, unit="step", desc="sampling", dynamic_ncols=True)
 
     def on_step(step: int, steps: int, evaluations: int) -> None:
         bar.update(step + 1 - bar.n)  # over the whole run: a resumed run starts at its saved step
@@ -296,13 +292,14 @@ def sample_level_videos(
 
     try:
         frames = run_level_plan(
-            net_denoiser(net, context, null_context, guidance), plan, model.schedule, model.frame_shape, num_videos,
-            seed, prediction=model.prediction, eta=eta, given=given, history_guidance=history_guidance,
-            history_guidance_level=history_guidance_level, batch_budget=batch_budget, device=device, on_step=on_step,
-            state_dir=state_dir, resume=resume, save_every=save_every, save_interval=save_interval,
-            stop_after_wave=stop_after_wave, waves_before=waves_before,
+            net_denoiser(net, conditioning.context, conditioning.uncond, settings.guidance), plan, model.schedule,
+            model.frame_shape, num_videos, seed, prediction=model.prediction, eta=settings.eta, given=given,
+            history_guidance=settings.history_guidance, history_guidance_level=history_guidance_level,
+            batch_budget=options.batch_budget, device=device, on_step=on_step, state_dir=resume.state_dir,
+            resume=resume.resume, save_every=save_every, save_interval=save_interval,
+            stop_after_wave=resume.stop_after_wave, waves_before=waves_before,
         )
     finally:
         bar.close()
-    return model.decode(frames, chunk_size=decode_chunk) if decode else frames
+    return model.decode(frames, chunk_size=options.decode_chunk) if decode else frames
 

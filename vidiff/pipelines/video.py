@@ -150,14 +150,12 @@ class VideoPipeline:
             with torch.no_grad():
                 pixels = given.frames.to(model.device)
                 given = GivenFrames(model.encode(pixels, chunk_size=options.decode_chunk), given.indices)
-        resume = resume or ResumeOptions()
-        flat = dict(given=None if given is None else given.frames, context=conditioning.context,
-                    null_context=conditioning.uncond, history_guidance_level=history_guidance_level,
-                    batch_budget=options.batch_budget, progress=options.progress,
-                    decode_chunk=options.decode_chunk, state_dir=resume.state_dir, resume=resume.resume,
-                    stop_after_wave=resume.stop_after_wave)
+        prefix = None if given is None else given.frames
         if isinstance(plan, KeyframePlan):
-            videos = sample_keyframe_videos(model, plan, num_videos, seed, settings=settings, **flat)
+            videos = sample_keyframe_videos(
+                model, plan, num_videos, seed, settings=settings, given=prefix, conditioning=conditioning,
+                history_guidance_level=history_guidance_level, resume=resume, options=options,
+            )
         elif isinstance(plan, list):
             videos = sample_long_videos(
                 model, plan, length=length, num_videos=num_videos, seed=seed, settings=settings, given=given,
@@ -165,8 +163,8 @@ class VideoPipeline:
             )
         else:
             videos = sample_level_videos(
-                model, plan, num_videos, seed, eta=settings.eta, guidance=settings.guidance,
-                history_guidance=settings.history_guidance, **flat,
+                model, plan, num_videos, seed, settings=settings, given=prefix, conditioning=conditioning,
+                history_guidance_level=history_guidance_level, resume=resume, options=options,
             )
         return videos.clamp(-1, 1)
 
