@@ -32,6 +32,7 @@ from vidiff.pipelines.stages import Item, SamplerSettings, StageRunner, group_it
 
 log = logging.getLogger(__name__)
 
+
 class Interrupted(RuntimeError):
     """Raised by ``stop_after_wave`` (tests and ``--stop-after-wave``): the state on disk is resumable."""
 

@@ -24,7 +24,7 @@ from vidiff.pipelines.inputs import Conditioning, GivenFrames, ResumeOptions, Ru
 from vidiff.pipelines.load import load_sampling_model
 from vidiff.pipelines.model import VideoModel
 from vidiff.pipelines.speed import Speed, accelerate
-from vidiff.pipelines.stages import DEFAULT_SPACING, SamplerSettings
+from vidiff.pipelines.stages import DEFAULT_SPACING, DEFAULT_STEPS, SamplerSettings
 
 
 def is_per_frame(scheme: str) -> bool:
@@ -44,7 +44,7 @@ def make_plan(
     num_timesteps: int,
     step_size: int | None = None,
     given: Sequence[int] = (),
-    steps: int | None = 50,
+    steps: int | None = DEFAULT_STEPS,
     spacing: str | None = None,
     partitions: int | None = None,
     lookahead: bool = False,
@@ -64,21 +64,21 @@ def make_plan(
     from vidiff.schemes.keyframes import is_combined, keyframe_plan, split_name
     from vidiff.schemes.levels import level_plan
 
-    name = scheme.strip().lower()
+    name, spacing = scheme.strip().lower(), spacing or DEFAULT_SPACING
+    levels = steps or DEFAULT_STEPS  # levels per frame, or sampler steps per keyframe stage
     if is_combined(name):
-        fill_frames = max_frames - 1
         if partitions is None:
-            partitions = max(1, (steps or 50) // max(fill_frames, 1))
+            partitions = max(1, levels // max(max_frames - 1, 1))  # the fill's window is K - 1
         fill_steps = None if split_name(name)[1] == "fifo" else steps
         return keyframe_plan(name, length, max_frames, fill_steps, num_timesteps,
-                             keyframe_spacing=keyframe_spacing, stage_steps=steps or 50, chunk=step_size,
+                             keyframe_spacing=keyframe_spacing, stage_steps=levels, chunk=step_size,
                              partitions=partitions, lookahead=lookahead, given=list(given),
-                             history_level=history_level, spacing=spacing or "trailing")
+                             history_level=history_level, spacing=spacing)
     if partitions is None:
-        partitions = max(1, (steps or 50) // max_frames)
+        partitions = max(1, levels // max_frames)
     return level_plan(name, length, max_frames, None if name == "fifo" else steps, num_timesteps, chunk=step_size,
                       partitions=partitions, lookahead=lookahead, given=list(given), history_level=history_level,
-                      spacing=spacing or "trailing")
+                      spacing=spacing)
 
 
 class VideoPipeline:
