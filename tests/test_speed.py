@@ -10,7 +10,7 @@ import torch
 
 import vidiff
 from vidiff.assets import REFERENCE
-from vidiff.commands.speed import add_speed_arguments, speed_of
+from vidiff.commands.options import add_speed_arguments, speed_of
 from vidiff.nn import SpaceTimeUNet
 from vidiff.pipelines import Speed, VideoModel, accelerate
 from vidiff.pipelines.speed import FastNet

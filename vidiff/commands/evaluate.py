@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-budget", type=int, default=16, help="stage x video items per forward pass (default 16)")
     add_device_argument(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from vidiff.commands.speed import add_speed_arguments
+    from vidiff.commands.options import add_speed_arguments
 
     add_speed_arguments(parser)
     g = parser.add_argument_group("output")
@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `vidiff evaluate` does; returns the report."""
     from vidiff.commands.sample import load_model_option
-    from vidiff.commands.speed import speed_of
+    from vidiff.commands.options import speed_of
     from vidiff.evaluate import EvalConfig, checkpoint_world_settings, evaluate, write_report
     from vidiff.io.outputs import EVALUATE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import accelerate

@@ -2,7 +2,8 @@
 
 * ``--ckpt`` (a vidiff checkpoint or weights file), ``--scheme``, ``--sampler``, ``--steps`` (default
   :data:`vidiff.pipelines.DEFAULT_STEPS`), ``--batch-budget``, ``--device`` (default ``auto``: the GPU when
-  there is one), ``--guidance``.
+  there is one), ``--guidance``; the sampling-speed options (``--precision``, ``--compile``,
+  ``--channels-last``, ``--no-inference-mode``: :mod:`vidiff.pipelines.speed`) of sample and evaluate.
 * Old spellings stay as hidden aliases (:data:`HIDDEN_ALIASES`: accepted, not shown in ``--help``), and
   underscores may stand for dashes (``--max_frames``, ``--ckpt_path``), as in Lightning's own options
   (:func:`dashed`). Lightning's subcommands (fit, validate, test, predict) keep Lightning's ``--ckpt_path``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 #: Option strings kept for scripts written against earlier versions; accepted but left out of ``--help``.
 HIDDEN_ALIASES = frozenset({"--name", "--max-batch", "--ckpt-path"})
@@ -82,3 +84,24 @@ def resolve_device(name: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, ``--compile``, ``--channels-last``, ``--no-inference-mode`` in their own group."""
+    g = parser.add_argument_group("speed (docs/benchmarks.md, 'Cost of one sampling step')")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="network arithmetic: fp32 (default) or bf16 autocast (faster on CPUs with AVX512-BF16 "
+                        "and on GPUs; outputs differ by about 0.1)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the network (the first call compiles: minutes on a CPU)")
+    g.add_argument("--channels-last", action="store_true", help="the network in channels-last memory format")
+    g.add_argument("--no-inference-mode", action="store_true",
+                   help="run the network under no_grad instead of inference_mode (same numbers, slower)")
+
+
+def speed_of(args: argparse.Namespace) -> Any:
+    """The :class:`vidiff.pipelines.Speed` of parsed options."""
+    from vidiff.pipelines import Speed
+
+    return Speed(precision=args.precision, inference=not args.no_inference_mode,
+                 channels_last=args.channels_last, compile=args.compile)

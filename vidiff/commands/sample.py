@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "folder is refused)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--stop-after-wave", type=int, default=None, help=argparse.SUPPRESS)  # tests: interrupt a run
-    from vidiff.commands.speed import add_speed_arguments
+    from vidiff.commands.options import add_speed_arguments
 
     add_speed_arguments(parser)
 
@@ -268,7 +268,7 @@ def sample_to_folder(args: argparse.Namespace) -> dict[str, Any]:
     )
     from vidiff.io.atomic import sweep_temporaries
     from vidiff.commands.options import resolve_device
-    from vidiff.commands.speed import speed_of
+    from vidiff.commands.options import speed_of
     from vidiff.io.outputs import SAMPLE_OUTPUTS, claim_folder, remove_outputs
     from vidiff.pipelines import (
         GivenFrames,
