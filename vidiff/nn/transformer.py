@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, reduce, repeat
+from einops import rearrange, repeat
 from torch import nn
 
 from vidiff.nn.attention import attention
@@ -239,39 +239,3 @@ class TemporalAttention(AttentionOptions, nn.Module):
         out = self._attend(q, k, v, bias.to(q.dtype))
         out = self.to_out(rearrange(out, "n heads l d -> n l (heads d)"))
         return x + rearrange(out, pixels, t=frames, h=h, w=w)
-
-
-class FrameSummaryAttention(AttentionOptions, nn.Module):
-    """Attention across frames between whole-frame summaries, broadcast back to every pixel (vidiff's addition).
-
-    Each frame is reduced to its mean feature, the ``t`` summaries attend to each other with the same relative
-    frame-position bias as :class:`TemporalAttention`, and each frame's result is added to all of its pixels
-    (``to_out`` zero-init: a new layer is the identity). Per-pixel temporal attention can copy only what stays in
-    place; a summary says what a frame *contains* (which objects, which colours) wherever they have moved, which
-    is what a keyframe far from its context needs (docs/benchmarks.md, "Frame summaries"). Costs ``t`` tokens.
-
-    Args:
-        channels: Channels of the feature map.
-        heads: Heads.
-        dim_head: Width per head.
-        rel_pos_hidden: Hidden width of the relative-position MLP.
-    """
-
-    def __init__(self, channels: int, heads: int, dim_head: int, rel_pos_hidden: int = 32) -> None:
-        super().__init__()
-        inner = heads * dim_head
-        self.heads = heads
-        self.norm = LayerNorm32(channels)
-        self.to_qkv = nn.Linear(channels, 3 * inner, bias=False)
-        self.rel_pos = RelativePositionBias(heads, rel_pos_hidden)
-        self.to_out = zero_module(nn.Linear(inner, channels))
-
-    def forward(self, x: torch.Tensor, frames: int, rel: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(b t) c h w``; ``rel``: ``(b, t, t, 1)``. Returns ``(b t) c h w``."""
-        z = reduce(x, "(b t) c h w -> b t c", "mean", t=frames)
-        q, k, v = rearrange(
-            self.to_qkv(self.norm(z)), "b t (three heads d) -> three b heads t d", three=3, heads=self.heads
-        )
-        out = self._attend(q, k, v, self.rel_pos(rel).to(q.dtype))
-        out = self.to_out(rearrange(out, "b heads t d -> b t (heads d)"))
-        return x + rearrange(out, "b t c -> (b t) c 1 1").to(x.dtype)

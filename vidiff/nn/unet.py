@@ -24,11 +24,11 @@ from vidiff.nn.blocks import Downsample, ResBlock, Upsample, normalization, zero
 from vidiff.nn.embeddings import relative_frame_features, timestep_embedding
 from vidiff.nn.checks import check_inputs
 from vidiff.nn.neighbours import nearest_observed, neighbour_channels
-from vidiff.nn.transformer import AttentionOptions, FrameSummaryAttention, SpatialTransformer, TemporalAttention
+from vidiff.nn.transformer import AttentionOptions, SpatialTransformer, TemporalAttention
 
 logger = logging.getLogger(__name__)
 
-TEMPORAL_PREFIXES = ("temporal", "temporal_summary", "observed_in", "neighbours_in")
+TEMPORAL_PREFIXES = ("temporal", "observed_in", "neighbours_in")
 
 
 def is_temporal_name(name: str) -> bool:
@@ -46,24 +46,17 @@ class _FrameState:
 
 
 class UNetBlock(nn.Module):
-    """ldm's ``TimestepEmbedSequential``: layers named ``0, 1, ...`` plus optional ``temporal`` and
-    ``temporal_summary`` layers.
+    """ldm's ``TimestepEmbedSequential``: layers named ``0, 1, ...`` plus an optional ``temporal`` layer.
 
-    The temporal layers run after the block's ResBlock / spatial transformer and before its resampling layer.
+    The temporal layer runs after the block's ResBlock / spatial transformer and before its resampling layer.
     """
 
-    def __init__(
-        self,
-        *layers: nn.Module,
-        temporal: TemporalAttention | None = None,
-        temporal_summary: FrameSummaryAttention | None = None,
-    ) -> None:
+    def __init__(self, *layers: nn.Module, temporal: TemporalAttention | None = None) -> None:
         super().__init__()
         for i, layer in enumerate(layers):
             self.add_module(str(i), layer)
         self.n_layers = len(layers)
         self.temporal = temporal
-        self.temporal_summary = temporal_summary
         self.temporal_at = next(
             (i for i, layer in enumerate(layers) if isinstance(layer, (Downsample, Upsample))), len(layers)
         )
@@ -71,11 +64,8 @@ class UNetBlock(nn.Module):
     def forward(self, h: torch.Tensor, emb: torch.Tensor, state: _FrameState) -> torch.Tensor:
         """``h``: ``(b t) c h w``; ``emb``: ``((b t), emb_dim)``. Returns the block's output features."""
         for i in range(self.n_layers + 1):
-            if i == self.temporal_at and state.rel is not None:
-                if self.temporal is not None:
-                    h = self.temporal(h, state.frames, state.rel)
-                if self.temporal_summary is not None:
-                    h = self.temporal_summary(h, state.frames, state.rel)
+            if i == self.temporal_at and self.temporal is not None and state.rel is not None:
+                h = self.temporal(h, state.frames, state.rel)
             if i == self.n_layers:
                 break
             layer = self._modules[str(i)]
@@ -108,8 +98,6 @@ class SpaceTimeUNet(nn.Module):
         temporal_attention_resolutions: Downsample factors with temporal attention (default: every level).
         spacetime_attention_resolutions: Those of them where the temporal layer attends jointly over all pixels of
             all frames (space-time attention) instead of across frames at each pixel; same parameters.
-        summary_attention_resolutions: Downsample factors that also get a :class:`FrameSummaryAttention`
-            (attention between whole-frame mean features, broadcast to every pixel); default none.
         use_linear_proj: Linear ``proj_in``/``proj_out`` in spatial transformers (Stable Diffusion 2).
         observed_channel: Add the observed-frame indicator as an input channel (``observed_in``, zero-init).
         nearest_observed: Give every frame its this many nearest observed frames as extra input channels
@@ -142,7 +130,6 @@ class SpaceTimeUNet(nn.Module):
         temporal: bool = True,
         temporal_attention_resolutions: Sequence[int] | None = None,
         spacetime_attention_resolutions: Sequence[int] = (),
-        summary_attention_resolutions: Sequence[int] = (),
         use_linear_proj: bool = False,
         observed_channel: bool = True,
         nearest_observed: int = 0,
@@ -177,9 +164,6 @@ class SpaceTimeUNet(nn.Module):
             else set(temporal_attention_resolutions)
         )
         joint_res = set(spacetime_attention_resolutions)
-        summary_res = set(summary_attention_resolutions)
-        if summary_res and not temporal:
-            raise ValueError(f"summary_attention_resolutions: needs temporal=True, got {sorted(summary_res)}")
         if not joint_res <= temporal_res or (joint_res and not temporal):
             raise ValueError(
                 f"spacetime_attention_resolutions: expected a subset of the temporal attention resolutions "
@@ -207,14 +191,6 @@ class SpaceTimeUNet(nn.Module):
             heads, dim_head = heads_for(ch)
             return TemporalAttention(ch, heads, dim_head, rel_pos_hidden, joint=ds in joint_res)
 
-        def summary_layer(ch: int, ds: int) -> FrameSummaryAttention | None:
-            if not temporal or ds not in summary_res:
-                return None
-            return FrameSummaryAttention(ch, *heads_for(ch), rel_pos_hidden)
-
-        def temporal_layers(ch: int, ds: int) -> dict[str, nn.Module | None]:
-            return {"temporal": temporal_layer(ch, ds), "temporal_summary": summary_layer(ch, ds)}
-
         def res(ch: int, out: int) -> ResBlock:
             return ResBlock(ch, emb_dim, dropout, out, use_scale_shift_norm, norm_groups)
 
@@ -241,13 +217,13 @@ class SpaceTimeUNet(nn.Module):
                 ch = mult * model_channels
                 if ds in attn_res:
                     layers.append(spatial(ch))
-                self.input_blocks.append(UNetBlock(*layers, **temporal_layers(ch, ds)))
+                self.input_blocks.append(UNetBlock(*layers, temporal=temporal_layer(ch, ds)))
                 skip_chans.append(ch)
             if level != self.num_levels - 1:
                 self.input_blocks.append(UNetBlock(Downsample(ch)))
                 skip_chans.append(ch)
                 ds *= 2
-        self.middle_block = UNetBlock(res(ch, ch), spatial(ch), res(ch, ch), **temporal_layers(ch, ds))
+        self.middle_block = UNetBlock(res(ch, ch), spatial(ch), res(ch, ch), temporal=temporal_layer(ch, ds))
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for i in range(num_res_blocks + 1):
@@ -255,11 +231,11 @@ class SpaceTimeUNet(nn.Module):
                 ch = model_channels * mult
                 if ds in attn_res:
                     layers.append(spatial(ch))
-                block_temporal = temporal_layers(ch, ds)
+                block_temporal = temporal_layer(ch, ds)
                 if level and i == num_res_blocks:
                     layers.append(Upsample(ch))
                     ds //= 2
-                self.output_blocks.append(UNetBlock(*layers, **block_temporal))
+                self.output_blocks.append(UNetBlock(*layers, temporal=block_temporal))
         self.out = nn.Sequential(
             normalization(ch, norm_groups),
             nn.SiLU(),
