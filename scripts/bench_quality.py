@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--t2v-config", default="configs/shapes/t2v_tiny.yaml", help="text-to-video config (if present)")
     p.add_argument("--t2v-ckpt", default=None, help="skip text-to-video training and evaluate this checkpoint")
     p.add_argument("--no-t2v", action="store_true", help="skip text-to-video")
+    p.add_argument("--t2v-steps", type=int, default=50, help="text-to-video sampling steps (default 50)")
+    p.add_argument("--guidance", type=float, default=3.0,
+                   help="text-to-video classifier-free guidance (default 3, docs/text_to_video.md's setting)")
     p.add_argument("--num-videos", type=int, default=16, help="held-out videos per evaluation (default 16)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps per stage (default 25)")
     p.add_argument("--long-lengths", type=int, nargs="+", default=[64, 300],
@@ -185,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("text-to-video skipped (--no-t2v)")
     elif args.t2v_ckpt or t2v.is_file():
         t2v_ckpt = Path(args.t2v_ckpt) if args.t2v_ckpt else train(t2v, args.budget_min, out / "train_t2v", args.device)
-        results += evaluate(t2v_ckpt, [("text-to-video", dict(task="text", baselines=["all"], **common))], out,
-                            args.device, not args.no_progress)
+        settings = dict(task="text", baselines=["all"], num_videos=args.num_videos, steps=args.t2v_steps,
+                        guidance=args.guidance)
+        results += evaluate(t2v_ckpt, [("text-to-video", settings)], out, args.device, not args.no_progress)
         notes.append(f"text-to-video checkpoint {t2v_ckpt} ({trained_steps(t2v_ckpt)} steps)")
     else:
         notes.append(f"text-to-video skipped: {args.t2v_config} does not exist")
