@@ -6,16 +6,20 @@ and score its reconstructions of held-out Shapes-world videos with the Shapes de
 
 "caption colour" is the text-to-video caption score (vidiff.metrics.caption_accuracy) of the *reconstructed*
 ground-truth videos: the ceiling of any latent model trained on top of this autoencoder (1.0 for the real frames).
-The training loop is AutoencoderModule's loss and optimiser without Lightning, at configs/autoencoder/shapes_f4.yaml's
-architecture, learning rate and 16 frames per step, so one table compares losses at equal steps.
+The training loop is configs/autoencoder/shapes_f4.yaml's AutoencoderModule (architecture, loss weights, learning
+rate) and optimiser without Lightning, 16 frames per step, so one table compares losses at equal steps.
+tests/test_autoencoder.py trains and scores the shipped config with the same functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from vidiff.data.shapes import ShapesWorld
 from vidiff.lit.autoencoder import AutoencoderModule
@@ -23,8 +27,21 @@ from vidiff.metrics.detect import detect_objects
 from vidiff.metrics.shapes import caption_accuracy
 from vidiff.nn.autoencoder import AutoencoderKL, load_autoencoder
 
-ARCH = dict(in_channels=3, ch=16, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4, embed_dim=4,
-            attn_levels=[], mid_attention=True, norm_groups=8)  # configs/autoencoder/shapes_f4.yaml
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "autoencoder" / "shapes_f4.yaml"
+
+
+def config_module(reconstruction: str | None = None, lr: float | None = None) -> AutoencoderModule:
+    """The config's AutoencoderModule (seeded), with its reconstruction loss or learning rate replaced."""
+    args = OmegaConf.to_container(OmegaConf.load(CONFIG).model.init_args)
+    args.update({k: v for k, v in (("reconstruction", reconstruction), ("lr", lr)) if v is not None})
+    torch.manual_seed(0)
+    return AutoencoderModule(AutoencoderKL(**args.pop("autoencoder")["init_args"]), **args)
+
+
+def held_out(num_videos: int) -> list[dict]:
+    """Held-out Shapes-world videos (8 frames each), disjoint from the training indices."""
+    world = ShapesWorld(num_videos, length=64, seed=0, index_offset=10**6)
+    return [world[i] for i in range(num_videos)]
 
 
 @torch.no_grad()
@@ -41,37 +58,35 @@ def score(ae: AutoencoderKL, videos: list[dict]) -> tuple[float, float]:
     return sum(accs) / len(accs), sum(mses) / len(mses)
 
 
-def train(reconstruction: str, steps: int, lr: float, frames: int, videos: list[dict], report: int) -> None:
-    torch.manual_seed(0)
-    module = AutoencoderModule(AutoencoderKL(**ARCH), reconstruction=reconstruction, kl_weight=1e-6, lr=lr)
+def train(module: AutoencoderModule, steps: int, frames: int = 16,
+          on_step: Callable[[int], None] | None = None) -> None:
+    """``steps`` Adam steps of the module's loss on ``frames`` fresh training frames each (whole videos in order)."""
     opt = module.configure_optimizers()
-    world, n, start = ShapesWorld(10000, length=64, seed=0), 0, time.time()
+    world, n = ShapesWorld(10000, length=64, seed=0), 0
     for step in range(1, steps + 1):
         batch = []
         while sum(len(b) for b in batch) < frames:
             batch.append(world[n]["video"])
             n += 1
-        loss = module.losses(torch.cat(batch)[:frames], sample=True)["loss"]
+        loss = module.losses(torch.cat(batch)[:frames], sample=module.sample_posterior)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % report == 0 or step == steps:
-            acc, mse = score(module.autoencoder, videos)
-            print(f"| {reconstruction} | {step} | {acc:.3f} | {mse:.4f} | {time.time() - start:.0f} |", flush=True)
+        if on_step is not None:
+            on_step(step)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=2000, help="training steps per loss")
     p.add_argument("--reconstruction", nargs="+", default=["l1", "l2"], choices=["l1", "l2"])
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     p.add_argument("--frames", type=int, default=16, help="frames per training step")
     p.add_argument("--report", type=int, default=500, help="score every this many steps")
     p.add_argument("--num-videos", type=int, default=16, help="held-out videos (8 frames each) scored")
     p.add_argument("--ckpt", default=None, help="score this autoencoder checkpoint instead of training")
     args = p.parse_args()
-    val = ShapesWorld(args.num_videos, length=64, seed=0, index_offset=10**6)
-    videos = [val[i] for i in range(args.num_videos)]
+    videos = held_out(args.num_videos)
     print("| reconstruction | steps | caption colour of reconstructions | MSE | s |")
     print("| --- | ---: | ---: | ---: | ---: |")
     if args.ckpt:
@@ -79,7 +94,14 @@ def main() -> None:
         print(f"| {args.ckpt} | — | {acc:.3f} | {mse:.4f} | — |")
         return
     for rec in args.reconstruction:
-        train(rec, args.steps, args.lr, args.frames, videos, args.report)
+        module, start = config_module(rec, args.lr), time.time()
+
+        def report(step: int) -> None:
+            if step % args.report == 0 or step == args.steps:
+                acc, mse = score(module.autoencoder, videos)
+                print(f"| {rec} | {step} | {acc:.3f} | {mse:.4f} | {time.time() - start:.0f} |", flush=True)
+
+        train(module, args.steps, args.frames, report)
 
 
 if __name__ == "__main__":

@@ -218,30 +218,13 @@ def test_shapes_f4_config_keeps_the_objects_colours():
     """The shipped autoencoder config, trained 1,000 steps, gives back frames whose objects keep their colours
     (scored like text-to-video captions). Under L1 the small net keeps the black background and greys the
     objects (0.12 after 1,000 steps, docs/benchmarks.md), and every latent text model inherits that."""
-    from omegaconf import OmegaConf
+    import importlib.util
 
-    from vidiff.data.shapes import ShapesWorld
-    from vidiff.lit.autoencoder import AutoencoderModule
-    from vidiff.metrics.detect import detect_objects
-    from vidiff.metrics.shapes import caption_accuracy
-
-    config = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "autoencoder" / "shapes_f4.yaml")
-    args = OmegaConf.to_container(config.model.init_args)
-    torch.manual_seed(0)
-    module = AutoencoderModule(AutoencoderKL(**args.pop("autoencoder")["init_args"]), **args)
-    opt = module.configure_optimizers()
-    world = ShapesWorld(2000, length=64, seed=0)
-    for step in range(1000):  # 16 frames a step, as the config's batch of 2 clips of 8
-        frames = torch.cat([world[2 * step % 2000]["video"], world[(2 * step + 1) % 2000]["video"]])
-        loss = module.losses(frames, sample=module.sample_posterior)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    held_out = ShapesWorld(8, length=64, seed=0, index_offset=10**6)
-    ae, scores = module.autoencoder.eval(), []
-    with torch.no_grad():
-        for i in range(len(held_out)):
-            video = held_out[i]
-            recon = ae.decode(ae.encode(video["video"]).mode()).clamp(-1, 1)
-            scores.append(caption_accuracy(detect_objects(recon), video["caption"]).colour)
-    assert sum(scores) / len(scores) >= 0.8
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_autoencoder_colours.py"
+    spec = importlib.util.spec_from_file_location("bench_autoencoder_colours", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    module = bench.config_module()  # the config as shipped: its loss, weights and learning rate
+    bench.train(module, 1000, frames=16)  # 16 frames a step, as the config's batch of 2 clips of 8
+    colour, _ = bench.score(module.autoencoder, bench.held_out(8))
+    assert colour >= 0.8
