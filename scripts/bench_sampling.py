@@ -3,6 +3,7 @@
 
     python scripts/bench_sampling.py                         # 300 frames, 32x32, hierarchy-2, K=20, DDIM 50
     python scripts/bench_sampling.py --steps 2 --videos 1 4 --schemes hierarchy-2 predict-then-interpolate
+    python scripts/bench_sampling.py --device cuda --ckpt vidiff/assets/shapes_reference.safetensors --videos 1 8
 
 Uses ``--ckpt`` (default runs/shapes_tiny/checkpoints/last.ckpt) when it exists, else a randomly initialised
 U-Net of configs/shapes/tiny.yaml (timings do not depend on the weights); it prints which. For each scheme and
@@ -35,15 +36,15 @@ TINY_NET = {  # configs/shapes/tiny.yaml's net
 }
 
 
-def _model(ckpt: str | None, size: int) -> tuple[VideoModel, str]:
+def _model(ckpt: str | None, size: int, device: str) -> tuple[VideoModel, str]:
     if ckpt and Path(ckpt).is_file():
         from vidiff.pipelines import load_sampling_model
 
-        return load_sampling_model(ckpt), f"trained checkpoint {ckpt}"
+        return load_sampling_model(ckpt, device), f"trained checkpoint {ckpt}"
     from vidiff.nn.unet import SpaceTimeUNet
 
     torch.manual_seed(0)
-    net = SpaceTimeUNet(**TINY_NET).eval().requires_grad_(False)
+    net = SpaceTimeUNet(**TINY_NET).eval().requires_grad_(False).to(device)
     model = VideoModel(net, NoiseSchedule("cosine", 1000), "v", (3, size, size), (3, size, size), max_frames=None)
     params = sum(p.numel() for p in net.parameters())
     return model, f"randomly initialised tiny U-Net (configs/shapes/tiny.yaml net, {params / 1e6:.2f} M parameters)"
@@ -74,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", nargs="+", type=int, default=[1])
     p.add_argument("--batch-budget", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu; cuda on a GPU machine)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, what = _model(args.ckpt, args.size)
+    model, what = _model(args.ckpt, args.size, args.device)
     print(f"model: {what}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    gpu = f", {torch.cuda.get_device_name(args.device)}" if torch.device(args.device).type == "cuda" else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}, "
           f"{args.threads} threads; load average before: {os.getloadavg()[0]:.1f}")
     print(f"video: {args.length} frames at {args.size}x{args.size}, K={args.max_frames}, DDIM {args.steps} steps")
     header = "| scheme | videos | stages | waves | mode | network evals | forward passes | wall s | s / forward | " \
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 videos = sample_long_videos(m, stages, length=args.length, num_videos=n, seed=0,
                                             settings=settings, options=RunOptions(batch_budget=budget))
+                if torch.device(args.device).type == "cuda":
+                    torch.cuda.synchronize(args.device)
                 wall = time.perf_counter() - start
                 results[mode] = (videos, wall)
                 evals = len(stages) * n * args.steps

@@ -1,5 +1,7 @@
 """vidiff.nn.attention: backends agree with the reference, chunking is transparent, bad input is named."""
 
+import sys
+
 import pytest
 import torch
 
@@ -125,3 +127,42 @@ def test_xformers_equals_math(dtype):
     attention(*ref_leaves[:3], bias=ref_leaves[3], backend="math").sum().backward()
     for a, b in zip(leaves, ref_leaves):
         torch.testing.assert_close(a.grad.float(), b.grad, atol=5e-2, rtol=5e-2)
+
+
+def test_auto_falls_back_to_sdpa_where_xformers_has_no_kernel(monkeypatch):
+    # A GPU machine where auto picks xformers, but its dispatcher has no kernel for these inputs (seen on an H200:
+    # an xformers wheel built for another torch imports and raises NotImplementedError at the first call).
+    att = sys.modules["vidiff.nn.attention"]
+
+    calls = []
+
+    def refuse(*args):
+        calls.append(1)
+        raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
+
+    monkeypatch.setattr(att, "default_backend", lambda *a, **k: "xformers")
+    monkeypatch.setitem(att._KERNELS, "xformers", refuse)
+    monkeypatch.setattr(att, "_XFORMERS_REFUSED", set())
+    q, k, v = _qkv(dtype=torch.float32)
+    bias = torch.randn(1, q.shape[1], q.shape[2], k.shape[2])
+    expected = attention(q, k, v, bias, backend="sdpa")
+    for _ in range(2):  # the second call goes straight to SDPA
+        torch.testing.assert_close(attention(q, k, v, bias), expected)
+    assert len(calls) == 1
+
+
+def test_an_xformers_build_without_kernels_is_named():
+    att = sys.modules["vidiff.nn.attention"]
+
+    class Broken:
+        @staticmethod
+        def memory_efficient_attention(q, k, v):
+            raise NotImplementedError("No operator found for `memory_efficient_attention_forward` with inputs:\n ...")
+
+    class Working:
+        @staticmethod
+        def memory_efficient_attention(q, k, v):
+            return q
+
+    assert att._xformers_problem(Broken, "cpu") == "No operator found for `memory_efficient_attention_forward` with inputs:"
+    assert att._xformers_problem(Working, "cpu") is None

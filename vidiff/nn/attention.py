@@ -12,8 +12,9 @@ Backends:
     ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` with a float ``attn_mask``.
     ``math``: the reference, ``softmax(q k^T / sqrt(d) + bias) v`` with the softmax in float32 (or wider).
 
-``backend=None`` means :func:`default_backend`: xformers for CUDA tensors when it imports, else sdpa (except
-a CPU call whose bias requires grad: math, which is faster than SDPA's own fallback there).
+``backend=None`` means :func:`default_backend`: xformers for CUDA tensors when its kernels run, else sdpa (except
+a CPU call whose bias requires grad: math, which is faster than SDPA's own fallback there). Inputs for which
+xformers' dispatcher has no kernel (fp32 with a small head dim, on some builds) then go to sdpa.
 
 CUDA attention kernels fail with "invalid configuration argument" once ``B * heads`` reaches 65,536 (temporal
 attention runs over ``b * h * w`` short sequences: 16 videos at 64x64 already reach it). Such batches are split
@@ -39,12 +40,34 @@ CUDA_MAX_BATCH = 65_535
 
 @functools.lru_cache(maxsize=1)
 def xformers_available() -> bool:
-    """True when ``xformers.ops`` imports (it is optional: ``pip install vidiff[gpu]``)."""
+    """True when ``xformers.ops`` imports and, where CUDA is present, its kernels run.
+
+    xformers is optional (``pip install vidiff[gpu]``). A build made for another torch or CUDA imports but has no
+    kernels ("xFormers can't load C++/CUDA extensions"): it counts as absent, with one warning, so ``auto`` uses SDPA.
+    """
     try:
-        import xformers.ops  # noqa: F401
+        import xformers.ops as xops
     except Exception:  # ImportError, or a broken build raising at import time
         return False
-    return True
+    problem = _xformers_problem(xops, "cuda") if torch.cuda.is_available() else None
+    if problem:
+        logger.warning("xformers is installed but its kernels do not run here (%s); attention uses torch SDPA. "
+                       "Install the xformers build made for this torch and CUDA to use it.", problem)
+    return problem is None
+
+
+def _xformers_problem(xops, device: str) -> str | None:
+    """None when one small half-precision xformers attention runs on ``device``, else the error's first line."""
+    try:
+        q = torch.zeros(1, 8, 1, 32, device=device, dtype=torch.float16)
+        xops.memory_efficient_attention(q, q, q)
+    except Exception as e:  # NotImplementedError: no kernel; RuntimeError: a kernel for another architecture
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return None
+
+
+# (dtype, head dim, value dim, biased) that xformers' dispatcher has refused: ``auto`` sends them to SDPA.
+_XFORMERS_REFUSED: set[tuple] = set()
 
 
 def default_backend(device: torch.device | str, bias_requires_grad: bool = False) -> str:
@@ -170,12 +193,29 @@ def attention(
     """
     _check_shapes(q, k, v, bias)
     name = resolve_backend(backend, q.device, bias is not None and bias.requires_grad)
-    kernel = _KERNELS[name]
     b, heads = q.shape[:2]
     if chunk_size is None:
         chunk_size = max(1, CUDA_MAX_BATCH // heads) if q.device.type == "cuda" else b
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if name != "xformers" or backend not in (None, "auto"):
+        return _chunked(_KERNELS[name], q, k, v, bias, chunk_size)
+    # auto picked xformers: inputs its dispatcher has no kernel for (fp32 with a small head dim on some builds)
+    # go to SDPA instead of failing; an explicit backend="xformers" still raises.
+    key = (q.dtype, q.shape[-1], v.shape[-1], bias is not None)
+    if key not in _XFORMERS_REFUSED:
+        try:
+            return _chunked(_KERNELS["xformers"], q, k, v, bias, chunk_size)
+        except NotImplementedError:
+            _XFORMERS_REFUSED.add(key)
+            logger.info("xformers has no kernel for %s, head dim %d%s: using SDPA for these inputs",
+                        q.dtype, q.shape[-1], " with a bias" if bias is not None else "")
+    return _chunked(_sdpa, q, k, v, bias, chunk_size)
+
+
+def _chunked(kernel, q, k, v, bias, chunk_size: int) -> torch.Tensor:
+    """``kernel`` on at most ``chunk_size`` rows of ``B`` at a time, results concatenated."""
+    b = q.shape[0]
     if b <= chunk_size:
         return kernel(q, k, v, bias)
     outs = []
