@@ -2,6 +2,7 @@
 
     python scripts/bench_train_step.py                          # every variant, 2 threads, 30 rounds
     python scripts/bench_train_step.py --variants eager,bf16 --rounds 50
+    python scripts/bench_train_step.py --variants eager,batch16,batch32 --rounds 10   # clips/s against batch size
 
 Each variant is a full optimiser step (forward, loss, backward, AdamW, EMA update) of the config's model on one
 fixed batch of the config's data, built once; the variants run interleaved (round-robin, one step each per round)
@@ -14,6 +15,8 @@ Variants:
     bf16_channels_last, bf16_compile  the two combined with bf16 autocast
     fused_adamw ``AdamW(fused=True)`` (one kernel for all parameters)
     threads1    eager with ``torch.set_num_threads(1)`` for the step
+    batchN      eager on a batch of N clips instead of the config's (any N, e.g. batch16): the clips/s column
+                says whether larger batches buy throughput on this machine
 Data: the time to render and mask one training batch (``ShapesWorld`` + ``FrameMaskSampler``), which
 ``num_workers: 0`` puts on the critical path. Figures go to docs/benchmarks.md ("Training throughput").
 """
@@ -82,17 +85,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(names) - set(VARIANTS))
+    unknown = sorted(n for n in set(names) - set(VARIANTS) if not (n.startswith("batch") and n[5:].isdigit()))
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
 
     model, data, optimizer = build(args.config)
     batch = batch_of(data, data.batch_size)
     frames = batch["video"].shape[0] * batch["video"].shape[1]
-    steps, threads = {}, {}
+    steps, threads, clips = {}, {}, {}
     for name in names:
         bf16 = name.startswith("bf16")
-        if name.endswith("channels_last"):
+        clips[name] = batch["video"].shape[0]
+        if name.startswith("batch"):
+            m, _, o = build(args.config)
+            clips[name] = int(name[5:])
+            steps[name] = make_step(m, o, batch_of(data, clips[name]), False)
+        elif name.endswith("channels_last"):
             m, _, o = build(args.config, channels_last=True)
             steps[name] = make_step(m, o, batch, bf16)
         elif name.endswith("compile"):
@@ -125,11 +133,13 @@ def main() -> None:
     base = statistics.median(times[names[0]])
     print(f"\n{args.config.name}: batch {batch['video'].shape[0]} x {batch['video'].shape[1]} frames, "
           f"{args.threads} threads, {args.rounds} interleaved rounds (median)")
-    print("| variant | ms / step | steps/s | frames/s | time / " + names[0] + " |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| variant | ms / step | steps/s | clips/s | frames/s | time / " + names[0] + " |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    per_clip = frames // batch["video"].shape[0]
     for name in names:
         med = statistics.median(times[name])
-        print(f"| {name} | {med * 1e3:.1f} | {1 / med:.2f} | {frames / med:.1f} | {med / base:.2f}x |")
+        print(f"| {name} | {med * 1e3:.1f} | {1 / med:.2f} | {clips[name] / med:.1f} | "
+              f"{clips[name] * per_clip / med:.1f} | {med / base:.2f}x |")
     dmed = statistics.median(data_times)
     print(f"| data (render + mask one batch) | {dmed * 1e3:.1f} | — | — | {dmed / base:.2f}x |")
 

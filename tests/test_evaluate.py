@@ -56,7 +56,7 @@ PRED = task_spec("prediction", 8)  # given 0..7, scored 8..15
 def test_task_specs():
     assert PRED.given == tuple(range(8)) and PRED.scored == tuple(range(8, 16)) and PRED.scheme == "autoregressive"
     interp = task_spec("interpolation", 8)
-    assert interp.given == (0, 15) and interp.scored == tuple(range(1, 15)) and interp.scheme == "interpolate"
+    assert interp.given == (0, 15) and interp.scored == tuple(range(1, 15)) and interp.scheme == "interpolate-inward"
     long = task_spec("long", 8, num_observed=4)
     assert long.length == 128 and long.given == (0, 1, 2, 3) and len(long.scored) == 124
     assert long.scheme == "hierarchy-2" and long.reference_colours

@@ -15,6 +15,7 @@ ALL = [
     "adaptive-hierarchy-2",
     "predict-then-interpolate",
     "interpolate",
+    "interpolate-inward",
     "unconditional",
 ]
 
@@ -76,7 +77,7 @@ def test_every_plan_is_valid_or_a_clear_error(name):
             stages = plan(name, length, max_frames, step_size, given)
         except ValueError as err:
             # the only legitimate refusals: scheme needs keyframes / takes none
-            assert (name == "interpolate" and not given) or (name == "unconditional" and given), err
+            assert (name.startswith("interpolate") and not given) or (name == "unconditional" and given), err
             assert "given" in str(err)
             continue
         reason = invalid_reason(stages, length, max_frames, given)
@@ -92,6 +93,21 @@ def test_paper_scale_plan_is_valid(name):
     stages = plan(name, 300, 20, 10, given)
     assert invalid_reason(stages, 300, 20, given) is None
     assert all(len(s) <= 20 and len(s.latent) <= 10 for s in stages if s.observed)  # all but a first stage
+
+
+def test_interpolate_inward_fills_each_gap_from_both_ends():
+    stages = plan("interpolate-inward", 16, 8, 2, [0, 15])
+    assert [list(s.latent) for s in stages] == [[1, 14], [2, 13], [3, 12], [4, 11], [5, 10], [6, 9], [7, 8]]
+    assert list(stages[0].observed) == [0, 15] and set(stages[-1].observed) == {4, 5, 6, 9, 10, 11}
+    # every interior frame it generates is next to a frame known before its stage, whatever the step size
+    for step_size in (1, 2, 3, 5):
+        done = {0, 9, 20, 39}
+        for s in plan("interpolate-inward", 40, 8, step_size, sorted(done)):
+            for f in s.latent:
+                if 0 < f < 39:
+                    assert f - 1 in done or f + 1 in done or f - 1 in s.latent or f + 1 in s.latent, (step_size, f)
+            assert any(f - 1 in done or f + 1 in done for f in s.latent)
+            done |= set(s.latent)
 
 
 def test_everything_given_is_an_empty_plan():

@@ -45,7 +45,7 @@ TASK_BASELINES: dict[str, tuple[str, ...]] = {
 DEFAULT_SCHEMES: dict[str, str] = {
     "unconditional": "unconditional",
     "prediction": "autoregressive",
-    "interpolation": "interpolate",
+    "interpolation": "interpolate-inward",
     "long": "hierarchy-2",
     "text": "unconditional",
 }
@@ -54,7 +54,8 @@ DEFAULT_SCHEMES: dict[str, str] = {
 #: default, K // 2). Prediction generates one new frame per stage, each from the K - 1 frames before it: the
 #: model uses near context far better than context 4 frames away, and on the reference model this beats
 #: copying the last frame at every horizon where 4 new frames per stage did not (docs/benchmarks.md).
-DEFAULT_STEP_SIZES: dict[str, int] = {"prediction": 1}
+#: Interpolation, for the same reason, fills each gap from both ends, one new frame at each end per stage.
+DEFAULT_STEP_SIZES: dict[str, int] = {"prediction": 1, "interpolation": 2}
 
 #: ``--length`` default of the long task.
 LONG_LENGTH = 128

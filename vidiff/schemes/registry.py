@@ -19,6 +19,7 @@ SCHEMES: dict[str, str] = {
     "adaptive-hierarchy-N": "hierarchy-N latents, context chosen at run time (FDM Ad. Hierarchy-N)",
     "predict-then-interpolate": "keyframes every s + 1 frames autoregressively, then the in-betweens (LVDM)",
     "interpolate": "fill in between the given keyframes, coarse to fine",
+    "interpolate-inward": "fill in between the given keyframes from both ends of each gap toward its middle",
     "unconditional": "nothing given: the first K frames from scratch, then autoregressive",
 }
 
@@ -31,6 +32,7 @@ _FIXED: dict[str, _Planner] = {
     "long-range": fdm.long_range,
     "predict-then-interpolate": fill.predict_then_interpolate,
     "interpolate": fill.interpolate,
+    "interpolate-inward": fill.interpolate_inward,
     "unconditional": fill.unconditional,
 }
 
