@@ -76,7 +76,7 @@ def test_keyframes_interpolate(tiny_ckpt, tmp_path):
     out = tmp_path / "kf"
     s = cmd.sample_to_folder(_args("--ckpt", tiny_ckpt, "--length", 30, "--steps", 1, "--num-videos", 1,
                                    "--keyframes", a, b, "--keyframe-indices", 0, 29, "--out", out, "--no-progress"))
-    assert s["scheme"] == "interpolate" and s["given_frames"] == 2
+    assert s["scheme"] == "interpolate-inward" and s["step_size"] == 2 and s["given_frames"] == 2
     assert count_frames(out / "video_000.mp4") == 30
 
 

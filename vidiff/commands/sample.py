@@ -39,11 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ckpt_argument(g, "checkpoint written by `vidiff fit`, or weights file from `vidiff export` "
                          "(EMA weights)")
     g.add_argument("--scheme", default=None, metavar="SCHEME",
-                   help=scheme_help("hierarchy-2; interpolate with --keyframes alone"))
+                   help=scheme_help("hierarchy-2; interpolate-inward with --keyframes alone"))
     g.add_argument("--length", type=int, default=300, help="frames per video (default 300)")
     g.add_argument("--max-frames", type=int, default=None, help="K, frames per stage (default: the model's)")
     g.add_argument("--step-size", type=int, default=None,
-                   help="frames generated per stage (default K // 2); df-*: new frames per chunk")
+                   help="frames generated per stage (default K // 2; 2 for the --keyframes default, "
+                        "interpolate-inward); df-*: new frames per chunk")
     g = parser.add_argument_group("per-frame schemes (--scheme fifo, df-pyramid, df-autoregressive, rolling)")
     from vidiff.commands.scheme import add_level_arguments
 
@@ -215,7 +216,9 @@ def check_sample_options(args: argparse.Namespace, model: Any) -> tuple[str, int
     """Validate the plan and sampler options; returns ``(scheme, max_frames)``."""
     from vidiff.diffusion import check_sampler
 
-    scheme = args.scheme or ("interpolate" if args.keyframes and not args.observed else "hierarchy-2")
+    scheme = args.scheme or ("interpolate-inward" if args.keyframes and not args.observed else "hierarchy-2")
+    if args.scheme is None and scheme == "interpolate-inward" and args.step_size is None:
+        args.step_size = 2  # one new frame at each end of a gap per stage, as `vidiff evaluate` interpolates
     max_frames = args.max_frames or model.max_frames
     if max_frames is None:
         raise ValueError("--max-frames: the checkpoint does not record K; pass --max-frames")
