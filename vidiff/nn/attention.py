@@ -98,7 +98,7 @@ def resolve_backend(
     if backend == "xformers" and (torch.device(device).type != "cuda" or not xformers_available()):
         raise ValueError(
             f"backend='xformers' needs CUDA tensors and the xformers package; got device {torch.device(device)}"
-            f" and xformers {'installed' if xformers_available() else 'not installed'}"
+            f" and xformers {'usable' if xformers_available() else 'not installed, or without kernels for this torch'}"
         )
     return backend
 
