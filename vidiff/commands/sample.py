@@ -218,7 +218,9 @@ def check_sample_options(args: argparse.Namespace, model: Any) -> tuple[str, int
 
     scheme = args.scheme or ("interpolate-inward" if args.keyframes and not args.observed else "hierarchy-2")
     if args.scheme is None and scheme == "interpolate-inward" and args.step_size is None:
-        args.step_size = 2  # one new frame at each end of a gap per stage, as `vidiff evaluate` interpolates
+        from vidiff.schemes.fill import INWARD_STEP_SIZE
+
+        args.step_size = INWARD_STEP_SIZE  # as `vidiff evaluate` interpolates
     max_frames = args.max_frames or model.max_frames
     if max_frames is None:
         raise ValueError("--max-frames: the checkpoint does not record K; pass --max-frames")

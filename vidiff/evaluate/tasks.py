@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidiff.arguments import check_int
+from vidiff.schemes.fill import INWARD_STEP_SIZE
 
 __all__ = [
     "EVAL_TASKS", "BASELINES", "TASK_BASELINES", "DEFAULT_SCHEMES", "DEFAULT_STEP_SIZES", "TaskSpec", "task_spec",
@@ -55,7 +56,7 @@ DEFAULT_SCHEMES: dict[str, str] = {
 #: model uses near context far better than context 4 frames away, and on the reference model this beats
 #: copying the last frame at every horizon where 4 new frames per stage did not (docs/benchmarks.md).
 #: Interpolation, for the same reason, fills each gap from both ends, one new frame at each end per stage.
-DEFAULT_STEP_SIZES: dict[str, int] = {"prediction": 1, "interpolation": 2}
+DEFAULT_STEP_SIZES: dict[str, int] = {"prediction": 1, "interpolation": INWARD_STEP_SIZE}
 
 #: ``--length`` default of the long task.
 LONG_LENGTH = 128

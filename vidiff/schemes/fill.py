@@ -74,6 +74,11 @@ def interpolate(length: int, max_frames: int, step_size: int, given: list[int]) 
     return fill_gaps(set(given), length, max_frames, step_size)
 
 
+#: The step size ``interpolate-inward`` is used with by default (``vidiff evaluate``, ``vidiff sample --keyframes``):
+#: one new frame at each end of a gap per stage, which measured best (docs/benchmarks.md).
+INWARD_STEP_SIZE = 2
+
+
 def interpolate_inward(length: int, max_frames: int, step_size: int, given: list[int]) -> list[Stage]:
     """Fill in between the given keyframes from both ends of each gap toward its middle, ``step_size`` frames
     per stage (half at each end), so that every new frame is next to a known one, as in prediction one frame at a
@@ -125,4 +130,4 @@ def unconditional(length: int, max_frames: int, step_size: int, given: list[int]
     return autoregressive(length, max_frames, step_size, [])
 
 
-__all__ = ["fill_gaps", "interpolate", "interpolate_inward", "keyframe_grid", "predict_then_interpolate", "unconditional"]
+__all__ = ["INWARD_STEP_SIZE", "fill_gaps", "interpolate", "interpolate_inward", "keyframe_grid", "predict_then_interpolate", "unconditional"]
