@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,10 +31,12 @@ from vidiff.diffusion import NoiseSchedule
 from vidiff.pipelines import RunOptions, SamplerSettings, VideoModel, sample_long_videos
 from vidiff.schemes import batches, plan
 
-TINY_NET = {  # configs/shapes/tiny.yaml's net
-    "in_channels": 3, "model_channels": 32, "channel_mult": [1, 2], "num_res_blocks": 1,
-    "attention_resolutions": [2], "num_heads": 2, "norm_groups": 8,
-}
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "shapes" / "tiny.yaml"
+
+
+def tiny_net_args() -> dict:
+    """The net arguments of configs/shapes/tiny.yaml, read from the config so that they cannot drift from it."""
+    return yaml.safe_load(TINY_CONFIG.read_text())["model"]["init_args"]["net"]["init_args"]
 
 
 def _model(ckpt: str | None, size: int, device: str) -> tuple[VideoModel, str]:
@@ -44,7 +47,7 @@ def _model(ckpt: str | None, size: int, device: str) -> tuple[VideoModel, str]:
     from vidiff.nn.unet import SpaceTimeUNet
 
     torch.manual_seed(0)
-    net = SpaceTimeUNet(**TINY_NET).eval().requires_grad_(False).to(device)
+    net = SpaceTimeUNet(**tiny_net_args()).eval().requires_grad_(False).to(device)
     model = VideoModel(net, NoiseSchedule("cosine", 1000), "v", (3, size, size), (3, size, size), max_frames=None)
     params = sum(p.numel() for p in net.parameters())
     return model, f"randomly initialised tiny U-Net (configs/shapes/tiny.yaml net, {params / 1e6:.2f} M parameters)"
