@@ -78,7 +78,7 @@ def make_step(model, optimizer, batch, autocast: bool, net=None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs/shapes/tiny.yaml")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {VARIANTS}")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {VARIANTS} or batchN (N clips a step)")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -91,7 +91,6 @@ def main() -> None:
 
     model, data, optimizer = build(args.config)
     batch = batch_of(data, data.batch_size)
-    frames = batch["video"].shape[0] * batch["video"].shape[1]
     steps, threads, clips = {}, {}, {}
     for name in names:
         bf16 = name.startswith("bf16")
@@ -135,13 +134,13 @@ def main() -> None:
           f"{args.threads} threads, {args.rounds} interleaved rounds (median)")
     print("| variant | ms / step | steps/s | clips/s | frames/s | time / " + names[0] + " |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    per_clip = frames // batch["video"].shape[0]
+    per_clip = batch["video"].shape[1]  # frames per clip
     for name in names:
         med = statistics.median(times[name])
         print(f"| {name} | {med * 1e3:.1f} | {1 / med:.2f} | {clips[name] / med:.1f} | "
               f"{clips[name] * per_clip / med:.1f} | {med / base:.2f}x |")
     dmed = statistics.median(data_times)
-    print(f"| data (render + mask one batch) | {dmed * 1e3:.1f} | — | — | {dmed / base:.2f}x |")
+    print(f"| data (render + mask one batch) | {dmed * 1e3:.1f} | — | — | — | {dmed / base:.2f}x |")
 
 
 if __name__ == "__main__":
